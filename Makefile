@@ -1,0 +1,52 @@
+# The two commands: `make book` (execute every chapter, build the HTML book into _build/html)
+# and `make test` (unit tests, nbval over book/, lint, types, a warnings-as-errors book build).
+# Both create .venv with python3 -m venv on first use; later runs reuse it.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+# Torch is installed only if the environment lacks it (Colab and most readers already have one).
+TORCH_SPEC ?= torch torchvision
+
+.PHONY: book test setup unit nbval lint typecheck book-check bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -c "import torch, torchvision" 2>/dev/null || $(BIN)/python -m pip install $(TORCH_SPEC)
+	$(BIN)/python -m pip install -e '.[book,test]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+book: setup
+	$(BIN)/jupyter-book build . --all
+
+test: setup lint typecheck unit nbval book-check
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: setup
+	$(BIN)/mypy
+
+unit: setup
+	$(BIN)/pytest tests
+
+nbval: setup
+	$(BIN)/pytest -p no:cacheprovider --nbval-lax --nbval-current-env book/
+
+# The chapters were just executed by nbval and are committed with their outputs: build them as they are.
+book-check: setup
+	mkdir -p _build
+	sed 's/^\(  *execute_notebooks:\).*/\1 "off"/' _config.yml > _build/_config_check.yml
+	$(BIN)/jupyter-book build . --all -W --keep-going --config _build/_config_check.yml
+
+bench: setup
+	$(BIN)/python bench/run_all.py
+
+clean:
+	rm -rf _build .pytest_cache .ruff_cache .mypy_cache

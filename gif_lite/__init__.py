@@ -1,0 +1,44 @@
+"""gif_lite: influence functions from the first-order approximation up to GIF, small and exact."""
+
+from .influence import (
+    InfluenceResult,
+    frozen_influence,
+    generalized_influence,
+    influence,
+    projected_influence,
+    second_order_influence,
+)
+from .objective import HVP_METHODS, Objective
+from .params import apply_update, check_subset, flat_params, param_layout, set_flat_params
+from .selection import SELECTION_METHODS, LayerSelection, Selection, select, select_parameters
+from .solvers import ConvergenceWarning, SolveResult
+from .tasks import InfluenceProblem, relabel_problem, removal_problem
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "HVP_METHODS",
+    "SELECTION_METHODS",
+    "ConvergenceWarning",
+    "InfluenceProblem",
+    "InfluenceResult",
+    "LayerSelection",
+    "Objective",
+    "Selection",
+    "SolveResult",
+    "__version__",
+    "apply_update",
+    "check_subset",
+    "flat_params",
+    "frozen_influence",
+    "generalized_influence",
+    "influence",
+    "param_layout",
+    "projected_influence",
+    "relabel_problem",
+    "removal_problem",
+    "second_order_influence",
+    "select",
+    "select_parameters",
+    "set_flat_params",
+]

@@ -1,0 +1,270 @@
+"""The training objective as a function of the flat parameter vector, with its gradient and HVPs.
+
+``L(theta) = sum_b (n_b / n) * loss_fn(model(x_b), y_b) + weight_decay / 2 * ||theta||^2``
+
+where ``loss_fn`` returns the *mean* loss of a batch, so ``L`` is the mean loss over all ``n``
+examples plus the L2 term.  Hessian-vector products ``H v`` come in three flavours that give the same
+numbers (a test checks each against the dense Hessian):
+
+* ``"reuse"``: build ``grad L`` once with ``create_graph=True`` and differentiate ``<grad L, v>``
+  again for every ``v`` (Pearlmutter's trick on a kept graph, ~1 gradient per HVP).  Rebuilt
+  automatically when the parameters change.  Needs the whole graph in memory.
+* ``"double_backward"``: per batch, gradient with ``create_graph=True`` then one vector-Jacobian
+  product (~2 gradients per HVP, memory of one batch).
+* ``"forward_over_reverse"``: ``torch.func.jvp`` of ``torch.func.grad`` (~3 gradients per HVP).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Literal, cast
+
+import torch
+from torch import nn
+
+from .params import _check_vector, flat_params, trainable_parameters
+
+__all__ = ["HVP_METHODS", "Objective"]
+
+HVP_METHODS = ("reuse", "double_backward", "forward_over_reverse")
+HvpMethod = Literal["auto", "reuse", "double_backward", "forward_over_reverse"]
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+#: Models with more parameters than this refuse a dense Hessian unless ``max_dense_params`` is raised.
+DEFAULT_MAX_DENSE_PARAMS = 20_000
+
+_STOCHASTIC_LAYERS = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout)
+_NORM_LAYERS = (nn.modules.batchnorm._BatchNorm,)
+
+
+def _as_batches(data: Batch | Iterable[Batch]) -> list[Batch] | Iterable[Batch]:
+    """One ``(inputs, targets)`` pair becomes a one-batch list; re-iterable collections are kept."""
+    if isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data):
+        return [cast(Batch, (data[0], data[1]))]
+    batches = cast(Iterable[Batch], data)
+    if iter(batches) is batches:  # a one-shot iterator: keep its batches so every pass sees them
+        return list(batches)
+    return batches
+
+
+class Objective:
+    """Mean loss of ``model`` over ``data`` plus ``weight_decay / 2 * ||theta||^2``.
+
+    ``data`` is an ``(inputs, targets)`` pair of tensors or an iterable of such batches (e.g. a
+    ``DataLoader`` without shuffling).  ``loss_fn(outputs, targets)`` must return the batch mean.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+        data: Batch | Iterable[Batch],
+        weight_decay: float = 0.0,
+        hvp_method: HvpMethod = "auto",
+        max_dense_params: int = DEFAULT_MAX_DENSE_PARAMS,
+    ) -> None:
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        if not callable(loss_fn):
+            raise TypeError("loss_fn must be callable as loss_fn(outputs, targets) -> scalar batch mean")
+        if not (weight_decay >= 0.0 and float(weight_decay) < float("inf")):
+            raise ValueError(f"weight_decay must be a finite number >= 0, got {weight_decay}")
+        if hvp_method != "auto" and hvp_method not in HVP_METHODS:
+            raise ValueError(
+                f"unknown hvp_method {hvp_method!r}; valid: 'auto', {', '.join(map(repr, HVP_METHODS))}"
+            )
+        if model.training and any(isinstance(m, _STOCHASTIC_LAYERS + _NORM_LAYERS) for m in model.modules()):
+            raise ValueError(
+                "model is in training mode and has dropout or batch-norm layers, so its loss is random or "
+                "depends on the batch; call model.eval() before building an Objective"
+            )
+        self.model = model
+        self.loss_fn = loss_fn
+        self.weight_decay = float(weight_decay)
+        self.max_dense_params = int(max_dense_params)
+        self.params = trainable_parameters(model)
+        if not self.params:
+            raise ValueError("model has no trainable parameters (all have requires_grad=False)")
+        self.num_params = sum(p.numel() for p in self.params)
+        first = self.params[0]
+        self.dtype, self.device = first.dtype, first.device
+        self.batches = _as_batches(data)
+        self.num_examples = self._count_and_check()
+        single = isinstance(self.batches, list) and len(self.batches) == 1
+        self.hvp_method: str = (
+            ("reuse" if single else "double_backward") if hvp_method == "auto" else hvp_method
+        )
+        self.hvp_calls = 0  #: number of HVPs evaluated so far (benchmarks and results report it)
+        self._graph: tuple[torch.Tensor, tuple[torch.Tensor, ...]] | None = None
+
+    # ------------------------------------------------------------------ data
+    def _count_and_check(self) -> int:
+        n = 0
+        for x, y in self.batches:
+            if x.shape[0] != y.shape[0]:
+                raise ValueError(f"inputs and targets disagree on batch size: {x.shape[0]} vs {y.shape[0]}")
+            if x.is_floating_point() and not torch.isfinite(x).all():
+                raise ValueError(
+                    "inputs hold NaN or infinite values; clean the data before computing influence"
+                )
+            if y.is_floating_point() and not torch.isfinite(y).all():
+                raise ValueError(
+                    "targets hold NaN or infinite values; clean the data before computing influence"
+                )
+            n += int(x.shape[0])
+        if n == 0:
+            raise ValueError("data is empty: the objective needs at least one example")
+        return n
+
+    def _prepared(self) -> Iterable[tuple[torch.Tensor, torch.Tensor, float]]:
+        """Batches moved to the model's device/dtype, with their weight ``n_b / n``."""
+        for x, y in self.batches:
+            x = x.to(self.device, self.dtype) if x.is_floating_point() else x.to(self.device)
+            y = y.to(self.device, self.dtype) if y.is_floating_point() else y.to(self.device)
+            yield x, y, x.shape[0] / self.num_examples
+
+    def _data_loss(self) -> torch.Tensor:
+        """The mean loss over all examples (no L2 term), with its autograd graph."""
+        total = torch.zeros((), dtype=self.dtype, device=self.device)
+        for x, y, w in self._prepared():
+            total = total + w * self._batch_loss(x, y)
+        return total
+
+    def _batch_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        loss = self.loss_fn(self.model(x), y)
+        if loss.dim() != 0:
+            raise ValueError(f"loss_fn must return a scalar batch mean, got shape {tuple(loss.shape)}")
+        return loss
+
+    # ------------------------------------------------------------------ values
+    def theta(self) -> torch.Tensor:
+        """The current flat parameters (a detached copy)."""
+        return flat_params(self.model)
+
+    def _l2(self) -> torch.Tensor:
+        return 0.5 * self.weight_decay * torch.stack([(p * p).sum() for p in self.params]).sum()
+
+    def loss(self) -> float:
+        """L(theta): mean loss plus the L2 term."""
+        with torch.no_grad():
+            total = self._data_loss() + self._l2()
+        value = float(total)
+        if value != value or value in (float("inf"), float("-inf")):
+            raise FloatingPointError(
+                "the loss is not finite; check the data, the model's outputs and the loss_fn"
+            )
+        return value
+
+    def gradient(self) -> torch.Tensor:
+        """grad L(theta) as a flat vector (includes weight_decay * theta)."""
+        flat = torch.zeros(self.num_params, dtype=self.dtype, device=self.device)
+        with torch.enable_grad():
+            for x, y, w in self._prepared():
+                grads = torch.autograd.grad(w * self._batch_loss(x, y), self.params)
+                flat += torch.cat([g.reshape(-1) for g in grads])
+        flat += self.weight_decay * self.theta()
+        if not torch.isfinite(flat).all():
+            raise FloatingPointError("the gradient is not finite; check the data and the model's outputs")
+        return flat
+
+    # ------------------------------------------------------------------ HVPs
+    def _split(self, v: torch.Tensor) -> list[torch.Tensor]:
+        out, start = [], 0
+        for p in self.params:
+            out.append(v[start : start + p.numel()].view_as(p))
+            start += p.numel()
+        return out
+
+    def _kept_graph(self) -> tuple[torch.Tensor, ...]:
+        """grad L with its graph kept, rebuilt if the parameters changed since it was built."""
+        theta = self.theta()
+        if self._graph is None or not torch.equal(self._graph[0], theta):
+            self._graph = None  # free the old graph before building the new one
+            with torch.enable_grad():
+                grads = torch.autograd.grad(self._data_loss(), self.params, create_graph=True)
+            self._graph = (theta, grads)
+        return self._graph[1]
+
+    def release(self) -> None:
+        """Drop the kept gradient graph (``hvp_method="reuse"``) to free its memory."""
+        self._graph = None
+
+    def _hvp_reuse(self, v: torch.Tensor) -> torch.Tensor:
+        grads = self._kept_graph()
+        hv = torch.autograd.grad(grads, self.params, grad_outputs=self._split(v), retain_graph=True)
+        return torch.cat([h.reshape(-1) for h in hv])
+
+    def _hvp_double_backward(self, v: torch.Tensor) -> torch.Tensor:
+        out = torch.zeros_like(v)
+        vs = self._split(v)
+        with torch.enable_grad():
+            for x, y, w in self._prepared():
+                grads = torch.autograd.grad(w * self._batch_loss(x, y), self.params, create_graph=True)
+                hv = torch.autograd.grad(grads, self.params, grad_outputs=vs)
+                out += torch.cat([h.reshape(-1) for h in hv])
+        return out
+
+    def _hvp_forward_over_reverse(self, v: torch.Tensor) -> torch.Tensor:
+        from torch.func import functional_call, grad, jvp
+
+        names = [n for n, p in self.model.named_parameters() if p.requires_grad]
+        primals = {n: p.detach() for n, p in zip(names, self.params)}
+        tangents = dict(zip(names, self._split(v)))
+        out = torch.zeros_like(v)
+        for x, y, w in self._prepared():
+
+            def f(ps: dict[str, torch.Tensor], x: torch.Tensor = x, y: torch.Tensor = y) -> torch.Tensor:
+                return self.loss_fn(functional_call(self.model, ps, (x,)), y)
+
+            hv = jvp(grad(f), (primals,), (tangents,))[1]
+            out += w * torch.cat([hv[n].reshape(-1) for n in names])
+        return out
+
+    def hvp(self, v: torch.Tensor) -> torch.Tensor:
+        """H v, with H the Hessian of L at the current parameters (weight decay included)."""
+        _check_vector(v, self.num_params, "v")
+        v = v.to(self.device, self.dtype)
+        if self.hvp_method == "reuse":
+            hv = self._hvp_reuse(v)
+        elif self.hvp_method == "double_backward":
+            hv = self._hvp_double_backward(v)
+        else:
+            hv = self._hvp_forward_over_reverse(v)
+        hv = hv.detach() + self.weight_decay * v
+        self.hvp_calls += 1
+        if not torch.isfinite(hv).all():
+            raise FloatingPointError(
+                "the Hessian-vector product is not finite; check the data and the model's outputs "
+                "(the loss may overflow), or solve with a larger damping"
+            )
+        return hv
+
+    # ------------------------------------------------------------------ dense oracle
+    def hessian(self, chunk: int = 256) -> torch.Tensor:
+        """The dense, symmetrised Hessian (num_params x num_params): small models only.
+
+        Built from batched HVPs on one kept graph; refuses models over ``max_dense_params``.
+        """
+        k = self.num_params
+        if k > self.max_dense_params:
+            gib = k * k * torch.finfo(self.dtype).bits / 8 / 2**30
+            raise MemoryError(
+                f"a dense Hessian of {k:,} parameters needs {gib:,.1f} GiB in {self.dtype}; this objective's "
+                f"limit is max_dense_params={self.max_dense_params:,}. Use a matrix-free solver "
+                "(minres, cg, lsqr), or raise max_dense_params if you have the memory"
+            )
+        h = torch.empty(k, k, dtype=self.dtype, device=self.device)
+        eye = torch.eye(k, dtype=self.dtype, device=self.device)
+        with torch.enable_grad():
+            grads = torch.autograd.grad(self._data_loss(), self.params, create_graph=True)
+            flat_grad = torch.cat([g.reshape(-1) for g in grads])
+            for start in range(0, k, chunk):
+                block = eye[start : start + chunk]
+                cols = torch.autograd.grad(
+                    flat_grad, self.params, grad_outputs=block, is_grads_batched=True, retain_graph=True
+                )
+                h[start : start + chunk] = torch.cat([c.reshape(block.shape[0], -1) for c in cols], dim=1)
+        h = 0.5 * (h + h.T) + self.weight_decay * eye
+        if not torch.isfinite(h).all():
+            raise FloatingPointError("the Hessian is not finite; check the data and the model's outputs")
+        return h.detach()

@@ -1,0 +1,153 @@
+"""Flat parameter views: the contract's one vector of all trainable parameters.
+
+The flat order is ``model.parameters()`` order, each tensor flattened row-major, exactly as
+``torch.nn.utils.parameters_to_vector`` lays it out.  A *subset* ``P`` is a sorted, unique
+1-D ``int64`` tensor of indices into that vector.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+__all__ = [
+    "ParamLayout",
+    "apply_update",
+    "check_subset",
+    "flat_params",
+    "param_layout",
+    "set_flat_params",
+    "trainable_parameters",
+]
+
+
+def trainable_parameters(model: nn.Module) -> list[nn.Parameter]:
+    """The parameters that influence acts on: ``requires_grad`` ones, in ``parameters()`` order."""
+    return [p for p in model.parameters() if p.requires_grad]
+
+
+@dataclass(frozen=True)
+class ParamLayout:
+    """Names, shapes and offsets of each trainable tensor inside the flat vector."""
+
+    names: tuple[str, ...]
+    shapes: tuple[torch.Size, ...]
+    offsets: tuple[int, ...]  # start of each tensor; offsets[-1] + numel[-1] == num_params
+    num_params: int
+
+    def slice_of(self, name: str) -> slice:
+        """The flat range ``[start, stop)`` that parameter ``name`` occupies."""
+        try:
+            i = self.names.index(name)
+        except ValueError:
+            raise KeyError(f"no trainable parameter named {name!r}; known: {list(self.names)}") from None
+        return slice(self.offsets[i], self.offsets[i] + self.shapes[i].numel())
+
+    def locate(self, index: int) -> tuple[str, tuple[int, ...]]:
+        """Map a flat index to ``(parameter name, index inside that tensor)``."""
+        if not 0 <= index < self.num_params:
+            raise IndexError(f"flat index {index} outside [0, {self.num_params})")
+        i = max(j for j, o in enumerate(self.offsets) if o <= index)
+        local = index - self.offsets[i]
+        return self.names[i], tuple(int(k) for k in torch.unravel_index(torch.tensor(local), self.shapes[i]))
+
+    def counts_by_name(self, subset: torch.Tensor) -> dict[str, int]:
+        """How many indices of ``subset`` fall in each parameter tensor."""
+        bounds = torch.tensor([*self.offsets, self.num_params])
+        counts = torch.bucketize(subset, bounds, right=True) - 1
+        hist = torch.bincount(counts, minlength=len(self.names))
+        return {n: int(c) for n, c in zip(self.names, hist)}
+
+
+def param_layout(model: nn.Module) -> ParamLayout:
+    """The layout of ``model``'s trainable parameters in the flat vector."""
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    offsets, start = [], 0
+    for _, p in named:
+        offsets.append(start)
+        start += p.numel()
+    return ParamLayout(
+        names=tuple(n for n, _ in named),
+        shapes=tuple(p.shape for _, p in named),
+        offsets=tuple(offsets),
+        num_params=start,
+    )
+
+
+def flat_params(model: nn.Module) -> torch.Tensor:
+    """theta: a detached copy of all trainable parameters as one vector."""
+    return torch.cat([p.detach().reshape(-1) for p in trainable_parameters(model)])
+
+
+def check_subset(subset: torch.Tensor | Sequence[int], num_params: int) -> torch.Tensor:
+    """Validate a parameter subset P and return it as a sorted unique int64 tensor.
+
+    Raises ``ValueError`` naming the problem: not integer, not 1-D, empty, out of range, duplicated.
+    """
+    if not isinstance(subset, torch.Tensor):
+        try:
+            subset = torch.as_tensor(list(subset))
+        except (TypeError, ValueError, RuntimeError) as e:
+            raise ValueError(
+                f"subset must be a 1-D tensor of integer indices, got {type(subset).__name__}"
+            ) from e
+    if subset.dtype.is_floating_point or subset.dtype.is_complex or subset.dtype == torch.bool:
+        raise ValueError(
+            f"subset must hold integer indices, got dtype {subset.dtype}; "
+            "a boolean mask m converts with m.nonzero().flatten()"
+        )
+    if subset.dim() != 1:
+        raise ValueError(f"subset must be 1-D, got shape {tuple(subset.shape)}")
+    if subset.numel() == 0:
+        raise ValueError("subset is empty: choose at least one parameter (see gif_lite.select_parameters)")
+    subset = subset.to(device="cpu", dtype=torch.long)
+    lo, hi = int(subset.min()), int(subset.max())
+    if lo < 0 or hi >= num_params:
+        raise ValueError(f"subset indices must lie in [0, {num_params}), got range [{lo}, {hi}]")
+    unique = torch.unique(subset)  # sorted
+    if unique.numel() != subset.numel():
+        raise ValueError(
+            f"subset holds {subset.numel() - unique.numel()} duplicated indices; pass unique indices"
+        )
+    return unique
+
+
+def _check_vector(vec: torch.Tensor, num_params: int, name: str) -> None:
+    if not isinstance(vec, torch.Tensor) or vec.dim() != 1 or vec.numel() != num_params:
+        shape = tuple(vec.shape) if isinstance(vec, torch.Tensor) else type(vec).__name__
+        raise ValueError(f"{name} must be a flat vector of length {num_params}, got {shape}")
+    if not torch.isfinite(vec).all():
+        raise ValueError(f"{name} holds NaN or infinite entries")
+
+
+def set_flat_params(model: nn.Module, theta: torch.Tensor) -> None:
+    """Write a flat vector into the model's trainable parameters (in place, no autograd)."""
+    params = trainable_parameters(model)
+    _check_vector(theta, sum(p.numel() for p in params), "theta")
+    with torch.no_grad():
+        start = 0
+        for p in params:
+            p.copy_(theta[start : start + p.numel()].view_as(p))
+            start += p.numel()
+
+
+def apply_update(
+    model: nn.Module, delta: torch.Tensor, subset: torch.Tensor | None = None, scale: float = 1.0
+) -> None:
+    """theta[P] += scale * delta (theta += scale * delta when ``subset`` is None).
+
+    All inputs are validated before anything is written, so a failed call leaves the model unchanged.
+    """
+    theta = flat_params(model)
+    if subset is None:
+        _check_vector(delta, theta.numel(), "delta")
+        full = delta
+    else:
+        subset = check_subset(subset, theta.numel())
+        _check_vector(delta, subset.numel(), "delta (one entry per index of the subset)")
+        full = torch.zeros_like(theta)
+        full[subset.to(theta.device)] = delta.to(theta)
+    set_flat_params(model, theta + scale * full.to(theta))

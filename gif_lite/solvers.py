@@ -1,0 +1,361 @@
+"""Linear solvers on matrix-vector products: the numerical core under every estimator.
+
+Square systems ``A x = b`` (A symmetric): ``cg`` (A positive definite), ``minres`` (A symmetric,
+possibly indefinite), ``lissa`` (Neumann series, A positive definite and ``scale > lambda_max / 2``).
+Least squares ``min_x ||A x - b||`` (A any shape): ``lsqr`` and ``landweber`` (the GIF paper's
+Richardson iteration on the normal equations ``A^T A x = A^T b``).  ``direct`` is the dense oracle.
+
+Every solver returns a :class:`SolveResult` with the iterations, the relative residual (see
+:func:`relative_residual`) and whether it met ``tol``, and warns with :class:`ConvergenceWarning` when
+it stops unconverged.  All are matrix-free except ``direct``: they only touch ``A`` through ``matvec``
+(and ``rmatvec`` for least squares), and allocate O(len(b)) memory.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+__all__ = [
+    "LEAST_SQUARES_SOLVERS",
+    "SQUARE_SOLVERS",
+    "ConvergenceWarning",
+    "SolveResult",
+    "cg",
+    "direct",
+    "landweber",
+    "lissa",
+    "lsqr",
+    "minres",
+    "relative_residual",
+]
+
+MatVec = Callable[[torch.Tensor], torch.Tensor]
+
+SQUARE_SOLVERS = ("direct", "cg", "minres", "lissa", "lsqr", "landweber")
+LEAST_SQUARES_SOLVERS = ("direct", "lsqr", "landweber")
+
+
+class ConvergenceWarning(UserWarning):
+    """A solver stopped before its relative residual reached ``tol``."""
+
+
+@dataclass
+class SolveResult:
+    """x, iterations, relative residual, converged flag, residual history and matvec count."""
+
+    x: torch.Tensor
+    iterations: int
+    residual: float
+    converged: bool
+    history: list[float] = field(default_factory=list)
+    matvecs: int = 0
+
+
+def relative_residual(
+    matvec: MatVec,
+    b: torch.Tensor,
+    x: torch.Tensor,
+    rmatvec: MatVec | None = None,
+    atb_norm: float | None = None,
+) -> float:
+    """``||b - A x|| / ||b||``; for least squares (``rmatvec`` given) ``||A^T (b - A x)|| / ||A^T b||``.
+
+    The least-squares form is zero exactly at a minimiser of ``||A x - b||`` even when the system has
+    no solution, so it measures convergence for GIF where ``||A x - b||`` itself stays positive.
+    """
+    r = b - matvec(x)
+    if rmatvec is None:
+        return _ratio(r.norm(), b.norm())
+    return _ratio(rmatvec(r).norm(), rmatvec(b).norm() if atb_norm is None else atb_norm)
+
+
+def _ratio(num: torch.Tensor | float, den: torch.Tensor | float) -> float:
+    num, den = float(num), float(den)
+    return 0.0 if num == 0.0 else num / den if den > 0 else math.inf
+
+
+def _finish(name: str, result: SolveResult, tol: float, hint: str = "") -> SolveResult:
+    if not math.isfinite(result.residual):
+        raise FloatingPointError(f"{name} produced a non-finite residual; check the inputs, or add damping")
+    if not result.converged:
+        warnings.warn(
+            f"{name} stopped after {result.iterations} iterations with relative residual "
+            f"{result.residual:.2e} > tol={tol:.1e}. Raise max_iter, loosen tol, or add damping. {hint}".rstrip(),
+            ConvergenceWarning,
+            stacklevel=3,
+        )
+    return result
+
+
+def _check_tol(tol: float, max_iter: int) -> None:
+    if not tol > 0:
+        raise ValueError(f"tol must be > 0, got {tol}")
+    if max_iter < 1:
+        raise ValueError(f"max_iter must be >= 1, got {max_iter}")
+
+
+# ---------------------------------------------------------------------------------------- direct
+def direct(a: torch.Tensor, b: torch.Tensor, least_squares: bool = False) -> SolveResult:
+    """Dense oracle: ``x = A^-1 b``, or ``x = pinv(A) b`` (minimum-norm least squares)."""
+    if least_squares or a.shape[0] != a.shape[1]:
+        x = torch.linalg.pinv(a) @ b
+        res = _ratio((a.T @ (b - a @ x)).norm(), (a.T @ b).norm())
+    else:
+        try:
+            x = torch.linalg.solve(a, b)
+        except RuntimeError as e:  # singular
+            raise ValueError(
+                "the matrix is singular, so the system has no unique solution; add damping, or use "
+                "generalized_influence (least squares) instead"
+            ) from e
+        res = _ratio((b - a @ x).norm(), b.norm())
+    return SolveResult(x=x, iterations=1, residual=res, converged=True, history=[res], matvecs=0)
+
+
+# ---------------------------------------------------------------------------------------- cg
+def cg(matvec: MatVec, b: torch.Tensor, *, tol: float = 1e-8, max_iter: int | None = None) -> SolveResult:
+    """Conjugate gradients for symmetric positive definite ``A``; stops if it meets a non-positive curvature."""
+    max_iter = max_iter or 10 * b.numel()
+    _check_tol(tol, max_iter)
+    bnorm = float(b.norm())
+    x = torch.zeros_like(b)
+    if bnorm == 0:
+        return SolveResult(x, 0, 0.0, True, [0.0])
+    r, p = b.clone(), b.clone()
+    rr = float(r @ r)
+    history, it, hint = [1.0], 0, ""
+    while it < max_iter:
+        ap = matvec(p)
+        curvature = float(p @ ap)
+        if curvature <= 0:
+            hint = "CG met non-positive curvature: the matrix is not positive definite; use 'minres'."
+            break
+        alpha = rr / curvature
+        x += alpha * p
+        r -= alpha * ap
+        rr_new = float(r @ r)
+        it += 1
+        history.append(math.sqrt(rr_new) / bnorm)
+        if history[-1] <= tol:
+            break
+        p = r + (rr_new / rr) * p
+        rr = rr_new
+    res = relative_residual(matvec, b, x)
+    return _finish("cg", SolveResult(x, it, res, res <= tol, history, it + 1), tol, hint)
+
+
+# ---------------------------------------------------------------------------------------- minres
+def minres(matvec: MatVec, b: torch.Tensor, *, tol: float = 1e-8, max_iter: int | None = None) -> SolveResult:
+    """MINRES (Paige & Saunders 1975) for symmetric, possibly indefinite ``A``.
+
+    Lanczos builds ``A V_k = V_{k+1} T_k``; Givens rotations turn ``min ||beta_1 e_1 - T_k y||`` into a
+    triangular solve, and ``x_k = V_k y_k`` is updated with a three-term recurrence.
+    """
+    max_iter = max_iter or 10 * b.numel()
+    _check_tol(tol, max_iter)
+    beta1 = float(b.norm())
+    x = torch.zeros_like(b)
+    if beta1 == 0:
+        return SolveResult(x, 0, 0.0, True, [0.0])
+    v_prev, v = torch.zeros_like(b), b / beta1
+    w_prev2, w_prev = torch.zeros_like(b), torch.zeros_like(b)
+    beta, eta = beta1, beta1
+    c_prev2 = c_prev = 1.0
+    s_prev2 = s_prev = 0.0
+    history, it = [1.0], 0
+    while it < max_iter:
+        p = matvec(v)
+        alpha = float(v @ p)
+        p = p - alpha * v - beta * v_prev
+        beta_next = float(p.norm())
+        # rotate the new column (beta, alpha, beta_next) of T_k by the two previous rotations
+        eps = s_prev2 * beta
+        delta_bar = c_prev2 * beta
+        delta = c_prev * delta_bar + s_prev * alpha
+        gamma_bar = -s_prev * delta_bar + c_prev * alpha
+        gamma = math.hypot(gamma_bar, beta_next)
+        if gamma == 0.0:  # exactly singular in the Krylov space
+            break
+        c, s = gamma_bar / gamma, beta_next / gamma
+        w = (v - delta * w_prev - eps * w_prev2) / gamma
+        x += (c * eta) * w
+        eta = -s * eta
+        it += 1
+        history.append(abs(eta) / beta1)
+        if history[-1] <= tol or beta_next == 0.0:
+            break
+        v_prev, v = v, p / beta_next
+        w_prev2, w_prev = w_prev, w
+        c_prev2, c_prev, s_prev2, s_prev = c_prev, c, s_prev, s
+        beta = beta_next
+    res = relative_residual(matvec, b, x)
+    return _finish("minres", SolveResult(x, it, res, res <= tol, history, it + 1), tol)
+
+
+# ---------------------------------------------------------------------------------------- lissa
+def lissa(
+    matvec: MatVec,
+    b: torch.Tensor,
+    *,
+    scale: float | None = None,
+    tol: float = 1e-8,
+    max_iter: int | None = None,
+) -> SolveResult:
+    """LiSSA's Neumann series (Agarwal et al. 2017; Koh & Liang 2017), full batch.
+
+    ``x_{j+1} = b + (I - A / scale) x_j`` and ``A^-1 b = lim x_j / scale``.  Converges iff every
+    eigenvalue of ``A`` lies in ``(0, 2 * scale)``; ``scale=None`` estimates ``lambda_max`` by 20 power
+    iterations and uses ``scale = 1.1 * lambda_max``.  Damping is the caller's ``A = H + damping * I``.
+    """
+    max_iter = max_iter or 10_000
+    _check_tol(tol, max_iter)
+    bnorm = float(b.norm())
+    if bnorm == 0:
+        return SolveResult(torch.zeros_like(b), 0, 0.0, True, [0.0])
+    extra = 0
+    if scale is None:
+        lam, extra = _power_iteration(matvec, b, 20)
+        scale = 1.1 * lam
+    if not scale > 0:
+        raise ValueError(f"lissa needs scale > 0 (above half the largest eigenvalue), got {scale}")
+    y = b.clone()  # y_j = scale * x_j
+    history, it, hint = [], 0, ""
+    while it < max_iter:
+        r = b - matvec(y) / scale  # residual of the current estimate x = y / scale
+        history.append(float(r.norm()) / bnorm)
+        if history[-1] <= tol:
+            break
+        if not math.isfinite(history[-1]) or history[-1] > 1e8:
+            hint = "LiSSA diverged: A has an eigenvalue <= 0 or >= 2*scale; add damping or raise scale."
+            break
+        y += r
+        it += 1
+    x = y / scale
+    res = relative_residual(matvec, b, x) if math.isfinite(history[-1]) else math.inf
+    if not math.isfinite(res):
+        warnings.warn(hint or "LiSSA diverged", ConvergenceWarning, stacklevel=2)
+        return SolveResult(x, it, res, False, history, it + 1 + extra)
+    return _finish("lissa", SolveResult(x, it, res, res <= tol, history, it + 2 + extra), tol, hint)
+
+
+def _power_iteration(matvec: MatVec, start: torch.Tensor, steps: int) -> tuple[float, int]:
+    """Largest |eigenvalue| of symmetric ``A`` by power iteration from ``start``."""
+    v = start / start.norm()
+    lam = 0.0
+    for _ in range(steps):
+        w = matvec(v)
+        lam = float(w.norm())
+        if lam == 0:
+            break
+        v = w / lam
+    return lam, steps
+
+
+# ---------------------------------------------------------------------------------------- lsqr
+def lsqr(
+    matvec: MatVec, rmatvec: MatVec, b: torch.Tensor, *, tol: float = 1e-8, max_iter: int | None = None
+) -> SolveResult:
+    """LSQR (Paige & Saunders 1982): Golub-Kahan bidiagonalisation for ``min ||A x - b||``.
+
+    Mathematically CG on the normal equations, but stable; from ``x_0 = 0`` it converges to the
+    minimum-norm least-squares solution ``pinv(A) b``.  Stops when the estimate of
+    ``||A^T r_k|| / ||A^T b||`` reaches ``tol``; one ``matvec`` and one ``rmatvec`` per iteration.
+    """
+    beta = float(b.norm())
+    u = b / beta if beta > 0 else b.clone()
+    v = rmatvec(u)
+    alpha = float(v.norm())
+    matvecs = 1
+    if beta == 0 or alpha == 0:  # b = 0, or b orthogonal to range(A): x = 0 is optimal
+        return SolveResult(torch.zeros_like(v), 0, 0.0, True, [0.0], matvecs)
+    max_iter = max_iter or 10 * v.numel()
+    _check_tol(tol, max_iter)
+    v = v / alpha
+    w, x = v.clone(), torch.zeros_like(v)
+    phi_bar, rho_bar = beta, alpha
+    normar0 = alpha * beta
+    history, it = [1.0], 0
+    while it < max_iter:
+        u = matvec(v) - alpha * u
+        beta = float(u.norm())
+        if beta > 0:
+            u = u / beta
+        v = rmatvec(u) - beta * v
+        alpha = float(v.norm())
+        if alpha > 0:
+            v = v / alpha
+        matvecs += 2
+        rho = math.hypot(rho_bar, beta)
+        c, s = rho_bar / rho, beta / rho
+        theta = s * alpha
+        rho_bar = -c * alpha
+        phi = c * phi_bar
+        phi_bar = s * phi_bar
+        x += (phi / rho) * w
+        w = v - (theta / rho) * w
+        it += 1
+        history.append(phi_bar * alpha * abs(c) / normar0)
+        if history[-1] <= tol or alpha == 0.0:
+            break
+    res = relative_residual(matvec, b, x, rmatvec, atb_norm=normar0)
+    return _finish("lsqr", SolveResult(x, it, res, res <= tol, history, matvecs + 2), tol)
+
+
+# ---------------------------------------------------------------------------------------- landweber
+def landweber(
+    matvec: MatVec,
+    rmatvec: MatVec,
+    b: torch.Tensor,
+    *,
+    tol: float = 1e-8,
+    max_iter: int = 200,
+    step_tol: float = 1e-4,
+    normalizer: float = 1.0,
+    normalizer_step: float = 0.5,
+    max_restarts: int = 100,
+) -> SolveResult:
+    """The GIF paper's solver: Landweber/Richardson iteration on the normal equations.
+
+    With ``c`` the normalizer, ``x_0 = A^T b / c^2`` and ``x_{k+1} = x_0 + x_k - A^T A x_k / c^2``
+    (two products per step).  As in the paper's code, it stops when ``||x_{k+1} - x_k||`` falls below
+    ``step_tol * sqrt(len(x))`` or after ``max_iter`` steps, and restarts with ``c += normalizer_step``
+    whenever that step length grows (checked every other step).  It converges at the rate
+    ``1 - sigma_min(A)^2 / c^2``: about ``kappa(A)^2`` steps, versus about ``kappa(A)`` for LSQR.
+    ``converged`` reports whether the true relative residual met ``tol``, not the paper's step test.
+    """
+    _check_tol(tol, max_iter)
+    c = float(normalizer)
+    matvecs, restarts = 0, 0
+    while True:
+        x0 = rmatvec(b) / c**2
+        matvecs += 1
+        x, diff_old, history, it, diverged = x0.clone(), math.inf, [], 0, False
+        threshold = step_tol * math.sqrt(x.numel())
+        while it < max_iter:
+            x_new = x0 + x - rmatvec(matvec(x)) / c**2
+            matvecs += 2
+            diff = float((x_new - x).norm())
+            x = x_new
+            history.append(diff)
+            if it % 2 == 0:
+                if diff > diff_old or not math.isfinite(diff):
+                    diverged = True
+                    break
+                diff_old = diff
+            it += 1
+            if diff <= threshold:
+                break
+        if not diverged:
+            break
+        restarts += 1
+        if restarts > max_restarts:
+            raise FloatingPointError(f"landweber diverged after {restarts} restarts (normalizer {c})")
+        c += normalizer_step
+    res = relative_residual(matvec, b, x, rmatvec, atb_norm=float(x0.norm()) * c**2)
+    note = f"(paper's iteration; normalizer {c:g} after {restarts} restarts)"
+    return _finish("landweber", SolveResult(x, it, res, res <= tol, history, matvecs + 2), tol, note)

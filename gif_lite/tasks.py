@@ -1,0 +1,113 @@
+"""Task helpers: the right-hand side ``g`` for removing or relabelling a group of training examples.
+
+The estimators never guess ``g``; these functions build it, together with the objective whose
+Hessian the estimators should use.  Signs and scales (``n`` examples, group ``U`` of ``m``):
+
+* removal:  the objective on the ``n - m`` retained examples and ``g = -grad L_retained(theta)``.
+  At the full-data optimum this equals ``(m / (n - m)) * (grad L_U(theta) + weight_decay * theta)``.
+* relabel:  the objective on the relabelled data and ``g = -grad L_new(theta)``.  At the old optimum
+  this equals ``-(m / n) * (grad L_U,new(theta) - grad L_U,old(theta))``.
+
+In both cases ``theta + delta`` (``delta = H^-1 g``) is the Newton-step prediction of retraining.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .objective import Objective
+
+__all__ = ["InfluenceProblem", "relabel_problem", "removal_problem"]
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class InfluenceProblem:
+    """What an estimator needs: ``objective`` (its Hessian) and the target ``g``; ``group`` for reference."""
+
+    objective: Objective
+    g: torch.Tensor
+    group: torch.Tensor
+
+
+def _check_group(group: torch.Tensor | Sequence[int], n: int) -> torch.Tensor:
+    group = torch.as_tensor(group)
+    if group.dtype in (torch.bool,) or group.dtype.is_floating_point or group.dim() != 1:
+        raise ValueError("group must be a 1-D tensor of integer example indices")
+    if group.numel() == 0:
+        raise ValueError("group is empty: nothing to remove or relabel")
+    group = group.long()
+    if int(group.min()) < 0 or int(group.max()) >= n:
+        raise ValueError(f"group indices must lie in [0, {n}), got [{int(group.min())}, {int(group.max())}]")
+    if torch.unique(group).numel() != group.numel():
+        raise ValueError("group holds duplicated example indices")
+    if group.numel() >= n:
+        raise ValueError("group covers every example; nothing would remain to train on")
+    return group
+
+
+def removal_problem(
+    model: nn.Module,
+    loss_fn: LossFn,
+    data: tuple[torch.Tensor, torch.Tensor],
+    group: torch.Tensor | Sequence[int],
+    weight_decay: float = 0.0,
+    at_optimum: bool = False,
+    **objective_kwargs: object,
+) -> InfluenceProblem:
+    """Remove examples ``group`` from ``data``: retained objective and ``g = -grad L_retained(theta)``.
+
+    With ``at_optimum=True``, ``g = (m / (n - m)) (grad L_U(theta) + weight_decay * theta)``, which needs
+    only the group's gradient and equals the former when ``theta`` minimises the full objective.
+    """
+    inputs, targets = data
+    n = int(inputs.shape[0])
+    group = _check_group(group, n)
+    keep = torch.ones(n, dtype=torch.bool)
+    keep[group] = False
+    retained = Objective(model, loss_fn, (inputs[keep], targets[keep]), weight_decay, **objective_kwargs)  # type: ignore[arg-type]
+    if at_optimum:
+        m = group.numel()
+        group_obj = Objective(model, loss_fn, (inputs[group], targets[group]), weight_decay)
+        g = (m / (n - m)) * group_obj.gradient()
+    else:
+        g = -retained.gradient()
+    return InfluenceProblem(retained, g, group)
+
+
+def relabel_problem(
+    model: nn.Module,
+    loss_fn: LossFn,
+    data: tuple[torch.Tensor, torch.Tensor],
+    group: torch.Tensor | Sequence[int],
+    new_targets: torch.Tensor,
+    weight_decay: float = 0.0,
+    at_optimum: bool = False,
+    **objective_kwargs: object,
+) -> InfluenceProblem:
+    """Give examples ``group`` the targets ``new_targets``: new objective and ``g = -grad L_new(theta)``.
+
+    With ``at_optimum=True``, ``g = -(m / n) (grad L_U,new(theta) - grad L_U,old(theta))`` (mean losses on
+    the group; the weight-decay terms cancel), equal to the former at the old optimum.
+    """
+    inputs, targets = data
+    n = int(inputs.shape[0])
+    group = _check_group(group, n)
+    new_targets = torch.as_tensor(new_targets).to(targets.dtype)
+    if new_targets.shape[0] != group.numel():
+        raise ValueError(f"new_targets has {new_targets.shape[0]} entries for a group of {group.numel()}")
+    relabelled = targets.clone()
+    relabelled[group] = new_targets
+    new_obj = Objective(model, loss_fn, (inputs, relabelled), weight_decay, **objective_kwargs)  # type: ignore[arg-type]
+    if at_optimum:
+        old_u = Objective(model, loss_fn, (inputs[group], targets[group])).gradient()
+        new_u = Objective(model, loss_fn, (inputs[group], new_targets)).gradient()
+        g = -(group.numel() / n) * (new_u - old_u)
+    else:
+        g = -new_obj.gradient()
+    return InfluenceProblem(new_obj, g, group)

@@ -1,0 +1,245 @@
+"""Every estimator x every applicable solver against the dense float64 formula, plus identities."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+from conftest import random_subset, random_vector, rel_err
+from torch import nn
+from torch.nn import functional as F
+
+import gif_lite as gl
+
+ESTIMATORS = ("IF", "FIF", "PIF", "GIF")
+
+
+def dense_answer(
+    obj: gl.Objective, g: torch.Tensor, p: torch.Tensor, name: str, damping: float = 0.0
+) -> torch.Tensor:
+    h = obj.hessian() + damping * torch.eye(obj.num_params, dtype=torch.float64)
+    return {
+        "IF": lambda: torch.linalg.solve(h, g),
+        "FIF": lambda: torch.linalg.solve(h[p][:, p], g[p]),
+        "PIF": lambda: torch.linalg.solve(h, g)[p],
+        "GIF": lambda: torch.linalg.pinv(h[:, p]) @ g,
+    }[name]()
+
+
+def estimate(
+    obj: gl.Objective, g: torch.Tensor, p: torch.Tensor, name: str, **kw: object
+) -> gl.InfluenceResult:
+    if name == "IF":
+        return gl.influence(obj, g, **kw)  # type: ignore[arg-type]
+    fn = {"FIF": gl.frozen_influence, "PIF": gl.projected_influence, "GIF": gl.generalized_influence}[name]
+    return fn(obj, g, p, **kw)  # type: ignore[arg-type]
+
+
+# Exact solvers: relative error <= 1e-6 on both models (cg only where H is positive definite).
+EXACT = [
+    ("direct", ESTIMATORS, ("convex", "nonconvex")),
+    ("minres", ("IF", "FIF", "PIF"), ("convex", "nonconvex")),
+    ("cg", ("IF", "FIF", "PIF"), ("convex",)),
+    ("lsqr", ESTIMATORS, ("convex", "nonconvex")),
+]
+CASES = [(s, e, m) for s, es, ms in EXACT for e in es for m in ms]
+
+
+@pytest.mark.parametrize(("solver", "name", "model"), CASES)
+def test_exact_solvers_match_dense_formula(
+    solver: str, name: str, model: str, request: pytest.FixtureRequest
+) -> None:
+    obj: gl.Objective = request.getfixturevalue(model)
+    g = random_vector(obj.num_params, 1)
+    p = random_subset(obj.num_params, obj.num_params // 3, 2)
+    res = estimate(obj, g, p, name, solver=solver, tol=1e-10, max_iter=2000)
+    assert rel_err(res.delta, dense_answer(obj, g, p, name)) <= 1e-6
+    assert res.converged and res.residual <= 1e-10
+    assert res.delta.shape == ((obj.num_params,) if name == "IF" else p.shape)
+    assert (res.subset is None) == (name == "IF")
+
+
+@pytest.mark.parametrize("name", ["IF", "FIF", "PIF"])
+def test_lissa_converges_on_positive_definite_hessian(convex: gl.Objective, name: str) -> None:
+    """LiSSA (full-batch Neumann series) is looser: relative error <= 1e-5 at tol 1e-7."""
+    g = random_vector(convex.num_params, 1)
+    p = random_subset(convex.num_params, 6, 2)
+    res = estimate(convex, g, p, name, solver="lissa", tol=1e-7, max_iter=50_000)
+    assert res.converged
+    assert rel_err(res.delta, dense_answer(convex, g, p, name)) <= 1e-5
+
+
+def test_lissa_warns_and_fails_on_indefinite_hessian(nonconvex: gl.Objective) -> None:
+    g = random_vector(nonconvex.num_params, 1)
+    with pytest.warns(gl.ConvergenceWarning, match="diverged"):
+        res = gl.influence(nonconvex, g, solver="lissa", max_iter=5000)
+    assert not res.converged
+
+
+def test_landweber_converges_slowly_where_it_converges(convex: gl.Objective) -> None:
+    """The paper's iteration reaches the least-squares GIF, but needs thousands of steps (rel. error <= 1e-4)."""
+    g = random_vector(convex.num_params, 1)
+    p = random_subset(convex.num_params, 6, 2)
+    res = gl.generalized_influence(convex, g, p, solver="landweber", tol=1e-6, max_iter=3000, step_tol=0.0)
+    assert res.converged and res.iterations > 100
+    assert rel_err(res.delta, dense_answer(convex, g, p, "GIF")) <= 1e-4
+    lsqr = gl.generalized_influence(convex, g, p, tol=1e-6)
+    assert lsqr.hvps < res.hvps / 10
+
+
+def test_landweber_default_stops_unconverged_with_a_warning(nonconvex: gl.Objective) -> None:
+    g = random_vector(nonconvex.num_params, 1)
+    p = random_subset(nonconvex.num_params, 10, 2)
+    with pytest.warns(gl.ConvergenceWarning, match="landweber"):
+        res = gl.generalized_influence(nonconvex, g, p, solver="landweber")
+    assert not res.converged and res.iterations <= 200
+    assert rel_err(res.delta, dense_answer(nonconvex, g, p, "GIF")) > 1e-3
+
+
+def test_damping_is_added_to_the_hessian(nonconvex: gl.Objective) -> None:
+    g = random_vector(nonconvex.num_params, 1)
+    p = random_subset(nonconvex.num_params, 12, 2)
+    for name in ESTIMATORS:
+        res = estimate(nonconvex, g, p, name, damping=0.3, tol=1e-10, max_iter=2000)
+        assert rel_err(res.delta, dense_answer(nonconvex, g, p, name, damping=0.3)) <= 1e-6
+
+
+def test_gif_with_every_parameter_is_if(nonconvex: gl.Objective) -> None:
+    g = random_vector(nonconvex.num_params, 3)
+    everything = torch.arange(nonconvex.num_params)
+    gif = gl.generalized_influence(nonconvex, g, everything, tol=1e-10, max_iter=2000)
+    full = gl.influence(nonconvex, g, tol=1e-10)
+    assert rel_err(gif.delta, full.delta) <= 1e-6
+
+
+class TwoHeads(nn.Module):
+    """Two linear models on disjoint parameters: the Hessian is block diagonal."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Linear(5, 3)
+        self.b = nn.Linear(5, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([self.a(x), torch.tanh(self.b(x))])
+
+
+def test_gif_equals_fif_when_the_hessian_is_block_diagonal(data: tuple[torch.Tensor, torch.Tensor]) -> None:
+    torch.manual_seed(0)
+    model = TwoHeads().double()
+
+    def loss(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(out[0], y) + F.cross_entropy(out[1], y)
+
+    obj = gl.Objective(model, loss, data, weight_decay=0.01)
+    h = obj.hessian()
+    block = torch.arange(18)  # every parameter of head a
+    assert h[block][:, 18:].abs().max() == 0  # H[F,P] = 0
+    g = random_vector(obj.num_params, 4)
+    gif = gl.generalized_influence(obj, g, block, tol=1e-10)
+    fif = gl.frozen_influence(obj, g, block, tol=1e-10)
+    assert rel_err(gif.delta, fif.delta) <= 1e-8
+    # and where H[F,P] != 0 they differ: GIF accounts for the fixed parameters, FIF does not
+    mixed = torch.cat([torch.arange(9), torch.arange(18, 27)])
+    assert (
+        rel_err(
+            gl.generalized_influence(obj, g, mixed, tol=1e-10).delta,
+            gl.frozen_influence(obj, g, mixed, tol=1e-10).delta,
+        )
+        > 1e-3
+    )
+
+
+@pytest.mark.parametrize("name", ESTIMATORS)
+def test_scaling_the_loss(name: str, data: tuple[torch.Tensor, torch.Tensor]) -> None:
+    """Loss x c: H -> c H.  For a fixed g, delta -> delta / c; with g built from the same loss
+    (g -> c g, as removal_problem does) delta is unchanged."""
+    c = 7.0
+    torch.manual_seed(2)
+    model = nn.Sequential(nn.Linear(5, 4), nn.Tanh(), nn.Linear(4, 3)).double()
+    base = gl.Objective(model, F.cross_entropy, data, weight_decay=0.02)
+    scaled = gl.Objective(model, lambda o, y: c * F.cross_entropy(o, y), data, weight_decay=c * 0.02)
+    g = random_vector(base.num_params, 5)
+    p = random_subset(base.num_params, 10, 6)
+    d0 = estimate(base, g, p, name, tol=1e-10, max_iter=2000).delta
+    assert rel_err(estimate(scaled, g, p, name, tol=1e-10, max_iter=2000).delta, d0 / c) <= 1e-6
+    assert rel_err(estimate(scaled, c * g, p, name, tol=1e-10, max_iter=2000).delta, d0) <= 1e-6
+
+
+def test_result_reports_hvps_and_full_vector(convex: gl.Objective) -> None:
+    g = random_vector(convex.num_params, 1)
+    p = random_subset(convex.num_params, 5, 2)
+    res = gl.generalized_influence(convex, g, p, tol=1e-10)
+    assert (
+        res.hvps == 2 * res.iterations + 3
+    )  # one rmatvec to start, two per step, two for the final residual
+    full = res.full(convex.num_params)
+    assert torch.equal(full[p], res.delta) and full.count_nonzero() <= p.numel()
+
+
+def test_unconverged_solve_warns(nonconvex: gl.Objective) -> None:
+    g = random_vector(nonconvex.num_params, 1)
+    with pytest.warns(gl.ConvergenceWarning, match="minres stopped after 2 iterations"):
+        res = gl.influence(nonconvex, g, max_iter=2)
+    assert not res.converged and res.residual > 1e-8
+
+
+def test_cg_on_indefinite_hessian_says_use_minres(nonconvex: gl.Objective) -> None:
+    g = random_vector(nonconvex.num_params, 1)
+    with pytest.warns(gl.ConvergenceWarning, match="minres"):
+        gl.influence(nonconvex, g, solver="cg")
+
+
+# ------------------------------------------------------------------------------------ bad input
+@pytest.mark.parametrize(
+    ("subset", "match"),
+    [
+        (torch.tensor([], dtype=torch.long), "empty"),
+        (torch.tensor([0, 999]), "range"),
+        (torch.tensor([-1, 2]), "range"),
+        (torch.tensor([1, 1, 2]), "duplicated"),
+        (torch.tensor([0.0, 1.0]), "integer"),
+        (torch.tensor([True, False]), "integer"),
+        (torch.tensor([[0, 1]]), "1-D"),
+    ],
+)
+def test_bad_subset(convex: gl.Objective, subset: torch.Tensor, match: str) -> None:
+    g = random_vector(convex.num_params)
+    for fn in (gl.frozen_influence, gl.projected_influence, gl.generalized_influence):
+        with pytest.raises(ValueError, match=match):
+            fn(convex, g, subset)
+
+
+def test_bad_g_and_solver(convex: gl.Objective) -> None:
+    p = torch.tensor([0, 1])
+    with pytest.raises(ValueError, match="length 18"):
+        gl.influence(convex, torch.zeros(5, dtype=torch.float64))
+    with pytest.raises(ValueError, match="NaN"):
+        gl.influence(convex, torch.full((18,), float("nan"), dtype=torch.float64))
+    with pytest.raises(ValueError, match="floating-point"):
+        gl.influence(convex, torch.zeros(18, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"unknown solver 'newton'.*minres"):
+        gl.influence(convex, random_vector(18), solver="newton")
+    with pytest.raises(ValueError, match=r"unknown solver 'cg'.*lsqr"):
+        gl.generalized_influence(convex, random_vector(18), p, solver="cg")
+    with pytest.raises(ValueError, match="damping"):
+        gl.influence(convex, random_vector(18), damping=-1.0)
+
+
+def test_second_order_matches_its_formula(
+    convex: gl.Objective, data: tuple[torch.Tensor, torch.Tensor]
+) -> None:
+    x, y = data
+    group = gl.Objective(convex.model, F.cross_entropy, (x[:30], y[:30]), weight_decay=convex.weight_decay)
+    p = 30 / 120
+    q = p / (1 - p)
+    h, h_u, g_u = convex.hessian(), group.hessian(), group.gradient()
+    x1 = torch.linalg.solve(h, g_u)
+    expected = q * x1 + q * q * torch.linalg.solve(h, (h_u - h) @ x1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = gl.second_order_influence(convex, group, p, tol=1e-10)
+    assert rel_err(res.delta, expected) <= 1e-8
+    with pytest.raises(ValueError, match="fraction"):
+        gl.second_order_influence(convex, group, 1.5)
