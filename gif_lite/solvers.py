@@ -258,13 +258,25 @@ def _power_iteration(matvec: MatVec, start: torch.Tensor, steps: int) -> tuple[f
 
 # ---------------------------------------------------------------------------------------- lsqr
 def lsqr(
-    matvec: MatVec, rmatvec: MatVec, b: torch.Tensor, *, tol: float = 1e-8, max_iter: int | None = None
+    matvec: MatVec,
+    rmatvec: MatVec,
+    b: torch.Tensor,
+    *,
+    tol: float = 1e-8,
+    max_iter: int | None = None,
+    reorthogonalize: bool | None = None,
 ) -> SolveResult:
     """LSQR (Paige & Saunders 1982): Golub-Kahan bidiagonalisation for ``min ||A x - b||``.
 
     Mathematically CG on the normal equations, but stable; from ``x_0 = 0`` it converges to the
     minimum-norm least-squares solution ``pinv(A) b``.  Stops when the estimate of
     ``||A^T r_k|| / ||A^T b||`` reaches ``tol``; one ``matvec`` and one ``rmatvec`` per iteration.
+
+    ``reorthogonalize`` keeps the right Lanczos vectors ``v_k`` (length ``len(x)``) and re-orthogonalises
+    each new one against them (one-sided reorthogonalisation).  In floating point the ``v_k`` lose
+    orthogonality and plain LSQR needs many more steps than the ``len(x)`` that exact arithmetic
+    guarantees; for GIF, where ``len(x) = |P|`` is small, keeping them is cheap and restores that bound.
+    ``None`` turns it on when ``len(x) <= 20,000``.
     """
     beta = float(b.norm())
     u = b / beta if beta > 0 else b.clone()
@@ -276,6 +288,8 @@ def lsqr(
     max_iter = max_iter or 10 * v.numel()
     _check_tol(tol, max_iter)
     v = v / alpha
+    keep = reorthogonalize if reorthogonalize is not None else v.numel() <= 20_000
+    basis = [v] if keep else []
     w, x = v.clone(), torch.zeros_like(v)
     phi_bar, rho_bar = beta, alpha
     normar0 = alpha * beta
@@ -286,9 +300,15 @@ def lsqr(
         if beta > 0:
             u = u / beta
         v = rmatvec(u) - beta * v
+        if basis:
+            stacked = torch.stack(basis)
+            for _ in range(2):  # classical Gram-Schmidt, twice is enough
+                v = v - stacked.T @ (stacked @ v)
         alpha = float(v.norm())
         if alpha > 0:
             v = v / alpha
+            if keep:
+                basis.append(v)
         matvecs += 2
         rho = math.hypot(rho_bar, beta)
         c, s = rho_bar / rho, beta / rho

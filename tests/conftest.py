@@ -9,6 +9,8 @@ from torch.nn import functional as F
 
 import gif_lite as gl
 
+torch.set_num_threads(1)  # tiny models: one thread is fastest and immune to oversubscription
+
 
 def _blobs(n: int = 120, d: int = 5, k: int = 3, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     gen = torch.Generator().manual_seed(seed)
