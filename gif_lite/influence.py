@@ -171,8 +171,8 @@ def frozen_influence(
         return obj.hvp(_embed(x, p, obj.num_params))[p] + damping * x
 
     def dense() -> torch.Tensor:
-        h = obj.hessian()
-        return h[p][:, p] + damping * torch.eye(p.numel(), dtype=g.dtype, device=g.device)
+        h_pp = obj.hessian_columns(p)[p]
+        return 0.5 * (h_pp + h_pp.T) + damping * torch.eye(p.numel(), dtype=g.dtype, device=g.device)
 
     sol = _solve_square(matvec, g[p], dense, solver, tol, max_iter, solver_kwargs)
     return _result(sol, solver, obj, start, p)
@@ -233,8 +233,9 @@ def generalized_influence(
         return obj.hvp(y)[p] + damping * y[p]
 
     if solver == "direct":
-        h = obj.hessian() + damping * torch.eye(obj.num_params, dtype=g.dtype, device=g.device)
-        sol = S.direct(h[:, p], g, least_squares=True)
+        h_p = obj.hessian_columns(p)
+        h_p[p, torch.arange(p.numel(), device=p.device)] += damping
+        sol = S.direct(h_p, g, least_squares=True)
     elif solver == "landweber":
         sol = S.landweber(matvec, rmatvec, g, tol=tol, max_iter=max_iter or 200, **solver_kwargs)
     else:

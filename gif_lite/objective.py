@@ -246,25 +246,37 @@ class Objective:
         Built from batched HVPs on one kept graph; refuses models over ``max_dense_params``.
         """
         k = self.num_params
-        if k > self.max_dense_params:
-            gib = k * k * torch.finfo(self.dtype).bits / 8 / 2**30
+        h = self.hessian_columns(torch.arange(k), chunk=chunk)
+        return 0.5 * (h + h.T)
+
+    def hessian_columns(self, columns: torch.Tensor, chunk: int = 256) -> torch.Tensor:
+        """The dense block ``H[:, columns]`` (num_params x len(columns)), one exact HVP per column.
+
+        For GIF and FIF only ``H[:, P]`` is needed, so the dense oracle costs ``|P|`` HVPs, not
+        ``num_params``.  Refuses blocks larger than ``max_dense_params ** 2`` entries.
+        """
+        k, c = self.num_params, int(columns.numel())
+        if k * c > self.max_dense_params**2:
+            gib = k * c * torch.finfo(self.dtype).bits / 8 / 2**30
             raise MemoryError(
-                f"a dense Hessian of {k:,} parameters needs {gib:,.1f} GiB in {self.dtype}; this objective's "
-                f"limit is max_dense_params={self.max_dense_params:,}. Use a matrix-free solver "
-                "(minres, cg, lsqr), or raise max_dense_params if you have the memory"
+                f"a dense Hessian block of {k:,} x {c:,} entries needs {gib:,.1f} GiB in {self.dtype}; this "
+                f"objective's limit is max_dense_params={self.max_dense_params:,} (squared). Use a matrix-free "
+                "solver (minres, cg, lsqr), or raise max_dense_params if you have the memory"
             )
-        h = torch.empty(k, k, dtype=self.dtype, device=self.device)
-        eye = torch.eye(k, dtype=self.dtype, device=self.device)
+        columns = columns.to(self.device)
+        h = torch.empty(c, k, dtype=self.dtype, device=self.device)
         with torch.enable_grad():
             grads = torch.autograd.grad(self._data_loss(), self.params, create_graph=True)
             flat_grad = torch.cat([g.reshape(-1) for g in grads])
-            for start in range(0, k, chunk):
-                block = eye[start : start + chunk]
-                cols = torch.autograd.grad(
+            for start in range(0, c, chunk):
+                idx = columns[start : start + chunk]
+                block = torch.zeros(idx.numel(), k, dtype=self.dtype, device=self.device)
+                block[torch.arange(idx.numel()), idx] = 1.0
+                rows = torch.autograd.grad(
                     flat_grad, self.params, grad_outputs=block, is_grads_batched=True, retain_graph=True
                 )
-                h[start : start + chunk] = torch.cat([c.reshape(block.shape[0], -1) for c in cols], dim=1)
-        h = 0.5 * (h + h.T) + self.weight_decay * eye
+                h[start : start + chunk] = torch.cat([r.reshape(idx.numel(), -1) for r in rows], dim=1)
+                h[torch.arange(start, start + idx.numel()), idx] += self.weight_decay
         if not torch.isfinite(h).all():
             raise FloatingPointError("the Hessian is not finite; check the data and the model's outputs")
-        return h.detach()
+        return h.T.detach()

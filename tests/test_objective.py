@@ -106,3 +106,8 @@ def test_non_finite_loss_and_hvp_are_reported(data: tuple[torch.Tensor, torch.Te
         obj.loss()
     with pytest.raises(FloatingPointError, match="damping"):
         obj.hvp(torch.ones(obj.num_params, dtype=torch.float64))
+
+
+def test_hessian_columns_are_the_dense_block(nonconvex: gl.Objective) -> None:
+    cols = torch.tensor([7, 0, 31, 12])
+    assert rel_err(nonconvex.hessian_columns(cols, chunk=3), nonconvex.hessian()[:, cols]) < 1e-12

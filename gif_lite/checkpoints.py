@@ -1,0 +1,156 @@
+"""Checkpoints that hold tensors only, and a model cache keyed by the configuration that produced it.
+
+A checkpoint is ``{"format", "state_dict", "config_json", "config_key", "gif_lite_version"}`` written
+with ``torch.save`` and read with ``torch.load(weights_only=True)``: a file that holds pickled code or
+arbitrary objects is refused instead of executed.  :func:`cached_model` trains a model once per
+configuration and reloads it afterwards; the key is the sha256 of the canonical JSON of the
+configuration and the gif_lite version, so a changed configuration (or library) never loads a stale model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import tempfile
+import warnings
+from collections.abc import Callable, Mapping
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+__all__ = ["cached_model", "config_key", "load_checkpoint", "model_cache_dir", "save_checkpoint"]
+
+FORMAT = "gif_lite.checkpoint/1"
+CACHE_ENV = "GIF_LITE_CACHE"
+
+
+def _version() -> str:
+    try:
+        return metadata.version("gif_lite")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+def _json_default(value: object) -> object:
+    """JSON for the few non-JSON values a config commonly holds (dtypes, devices, paths)."""
+    if isinstance(value, torch.dtype | torch.device | Path):
+        return str(value)
+    raise TypeError(
+        f"config values must be JSON-serialisable (numbers, strings, lists, dicts); got "
+        f"{type(value).__name__} {value!r}. Convert it to a string or number that identifies it."
+    )
+
+
+def canonical_json(config: Mapping[str, Any]) -> str:
+    """The configuration as JSON with sorted keys and no spaces: equal configs give equal strings."""
+    return json.dumps(config, sort_keys=True, separators=(",", ":"), default=_json_default, allow_nan=True)
+
+
+def config_key(config: Mapping[str, Any]) -> str:
+    """sha256 (hex) of the canonical JSON of ``config`` together with the gif_lite version."""
+    payload = canonical_json({"config": config, "gif_lite_version": _version()})
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def save_checkpoint(
+    model: nn.Module, path: str | os.PathLike[str], config: Mapping[str, Any] | None = None
+) -> Path:
+    """Write ``model.state_dict()`` and ``config`` to ``path`` atomically (temporary file, then rename)."""
+    path = Path(path)
+    config = dict(config or {})
+    payload = {
+        "format": FORMAT,
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "config_json": canonical_json(config),
+        "config_key": config_key(config),
+        "gif_lite_version": _version(),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def _read(path: Path) -> dict[str, Any]:
+    """Load a checkpoint with ``weights_only=True``; refuse pickled code and foreign files clearly."""
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise pickle.UnpicklingError(
+            f"{path} holds pickled objects or code that a weights-only load refuses to run; gif_lite "
+            f"checkpoints hold tensors and plain values only. Do not load files you do not trust. ({e})"
+        ) from e
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a gif_lite checkpoint (expected format {FORMAT!r})")
+    return payload
+
+
+def load_checkpoint(
+    model: nn.Module, path: str | os.PathLike[str], config: Mapping[str, Any] | None = None
+) -> nn.Module:
+    """Load the weights in ``path`` into ``model`` (in place, strict) and return it.
+
+    With ``config``, refuse (``ValueError``) a checkpoint saved under a different configuration.
+    """
+    path = Path(path)
+    payload = _read(path)
+    if config is not None and payload["config_json"] != canonical_json(dict(config)):
+        raise ValueError(
+            f"{path} was saved with config {payload['config_json']}, not the requested "
+            f"{canonical_json(dict(config))}; it is stale for this configuration"
+        )
+    model.load_state_dict(payload["state_dict"], strict=True)
+    return model
+
+
+def model_cache_dir(path: str | os.PathLike[str] | None = None) -> Path:
+    """Where cached models live: ``path``, else $GIF_LITE_CACHE, else ``.cache/models`` in the repository.
+
+    The repository is the nearest folder at or above the current one holding ``pyproject.toml`` and
+    ``gif_lite/``; outside a checkout it is the current folder.
+    """
+    if path is not None:
+        return Path(path).expanduser()
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
+    here = Path.cwd().resolve()
+    for folder in (here, *here.parents):
+        if (folder / "pyproject.toml").is_file() and (folder / "gif_lite").is_dir():
+            return folder / ".cache" / "models"
+    return here / ".cache" / "models"
+
+
+def cached_model(
+    config: Mapping[str, Any],
+    build: Callable[[], nn.Module],
+    train: Callable[[nn.Module], object],
+    cache_dir: str | os.PathLike[str] | None = None,
+) -> nn.Module:
+    """The model ``build()`` trained by ``train(model)``, trained once per ``config`` and cached.
+
+    ``config`` must describe everything that determines the trained weights (data, model, seed,
+    hyper-parameters): it is the cache key.  An unreadable cached file is retrained and replaced.
+    """
+    folder = model_cache_dir(cache_dir)
+    path = folder / f"{config_key(config)}.pt"
+    model = build()
+    if path.is_file():
+        try:
+            return load_checkpoint(model, path, config)
+        except (ValueError, RuntimeError, OSError, EOFError, pickle.UnpicklingError) as e:
+            warnings.warn(f"ignoring unreadable cached model {path} ({e}); retraining", stacklevel=2)
+            model = build()
+    train(model)
+    save_checkpoint(model, path, config)
+    return model

@@ -1,0 +1,222 @@
+"""Models: small ones that train in seconds on a CPU; the paper's ResNet18 and VGG11 for ``SCALE = "paper"``.
+
+All are plain ``nn.Module``s returning logits.  The small ones hold only ``Linear``/``Conv2d`` layers with
+parameters (and parameter-free ``ReLU``/``Tanh``/``Flatten``): no BatchNorm or Dropout, whose batch
+dependence or randomness breaks influence's assumption of one deterministic objective.  The paper-scale
+ResNet18 and VGG11 keep the paper's BatchNorm; put them in ``eval()`` mode (running statistics fixed)
+before computing gradients or Hessian-vector products for influence.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import nn
+
+__all__ = [
+    "MLP",
+    "MODELS",
+    "LogisticRegression",
+    "TinyCNN",
+    "build_model",
+    "count_parameters",
+    "reset_parameters",
+    "resnet18",
+    "vgg11",
+]
+
+ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
+    "tanh": nn.Tanh,
+    "relu": nn.ReLU,
+    "sigmoid": nn.Sigmoid,
+    "softplus": nn.Softplus,
+    "gelu": nn.GELU,
+}
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters (the length of the contract's flat vector)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def reset_parameters(model: nn.Module, seed: int | None = None) -> nn.Module:
+    """Re-initialise every submodule that has ``reset_parameters``, in ``modules()`` order, in place.
+
+    With ``seed`` the draw is reproducible and the global RNG is left as it was.
+    """
+    with torch.random.fork_rng(devices=[]):
+        if seed is not None:
+            torch.manual_seed(seed)
+        for module in model.modules():
+            reset = getattr(module, "reset_parameters", None)
+            if module is not model and callable(reset):
+                reset()
+    return model
+
+
+class LogisticRegression(nn.Module):
+    """Multinomial logistic regression: logits = W flatten(x) + b."""
+
+    def __init__(self, in_features: int, num_classes: int = 10) -> None:
+        super().__init__()
+        self.flatten = nn.Flatten()
+        self.linear = nn.Linear(in_features, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(self.flatten(x))
+
+
+class MLP(nn.Module):
+    """Fully connected ``sizes[0] -> ... -> sizes[-1]``; ``activation`` between layers, none after the end."""
+
+    def __init__(self, sizes: Sequence[int] = (64, 32, 10), activation: str = "tanh") -> None:
+        super().__init__()
+        if len(sizes) < 2:
+            raise ValueError(f"sizes needs an input and an output size, got {tuple(sizes)}")
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {activation!r}; valid: {', '.join(ACTIVATIONS)}")
+        layers: list[nn.Module] = [nn.Flatten()]
+        for i, (fan_in, fan_out) in enumerate(itertools.pairwise(sizes)):
+            layers.append(nn.Linear(fan_in, fan_out))
+            if i < len(sizes) - 2:
+                layers.append(ACTIVATIONS[activation]())
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)
+
+
+class TinyCNN(nn.Module):
+    """A small all-convolutional net in the spirit of the GIF paper's TinyNet.
+
+    Stride-2 3x3 convolutions with ReLU halve the image at each stage (28 -> 14 -> 7 -> 4 with the
+    default three stages), then one Linear layer maps the flattened features to the logits.  With the
+    default ``channels=(8, 16, 32)`` and 1 x 28 x 28 inputs it has 11,018 parameters.
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        num_classes: int = 10,
+        channels: Sequence[int] = (8, 16, 32),
+        input_size: int = 28,
+    ) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        for c_in, c_out in zip([in_channels, *channels[:-1]], channels, strict=True):
+            layers += [nn.Conv2d(c_in, c_out, kernel_size=3, stride=2, padding=1), nn.ReLU()]
+        self.features = nn.Sequential(*layers, nn.Flatten())
+        side = input_size
+        for _ in channels:
+            side = (side + 1) // 2  # (side + 2*1 - 3) // 2 + 1
+        self.classifier = nn.Linear(channels[-1] * side * side, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+
+# --------------------------------------------------------------------------------------------------
+# paper scale (CIFAR-style: 3x3 stem, no initial max-pool, so 28x28 and 32x32 inputs both work)
+
+
+class _BasicBlock(nn.Module):
+    """Two 3x3 conv-BN layers with an identity (or 1x1 conv-BN) shortcut: relu(F(x) + S(x))."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        self.relu = nn.ReLU()
+        self.shortcut: nn.Module = nn.Identity()
+        if stride != 1 or c_in != c_out:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out)
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.relu(self.bn1(self.conv1(x)))
+        return self.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
+
+
+class ResNet18(nn.Module):
+    """ResNet-18 for small images: 3x3 stem, four stages of two basic blocks (64-128-256-512), global pool."""
+
+    def __init__(self, in_channels: int = 3, num_classes: int = 10) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_channels, 64, 3, 1, 1, bias=False), nn.BatchNorm2d(64), nn.ReLU()
+        )
+        stages: list[nn.Module] = []
+        c_in = 64
+        for c_out, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
+            stages += [_BasicBlock(c_in, c_out, stride), _BasicBlock(c_out, c_out, 1)]
+            c_in = c_out
+        self.stages = nn.Sequential(*stages)
+        self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.fc = nn.Linear(512, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.pool(self.stages(self.stem(x))))
+
+
+VGG11_LAYOUT: tuple[int | str, ...] = (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M")
+
+
+class VGG11(nn.Module):
+    """VGG-11 (configuration A) with batch norm, CIFAR-style: eight 3x3 convs, five 2x2 max-pools, one Linear.
+
+    Pools use ``ceil_mode`` so 28x28 inputs reach 1x1 as 32x32 ones do (28-14-7-4-2-1).
+    """
+
+    def __init__(self, in_channels: int = 3, num_classes: int = 10) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        c_in = in_channels
+        for item in VGG11_LAYOUT:
+            if item == "M":
+                layers.append(nn.MaxPool2d(2, ceil_mode=True))
+            else:
+                assert isinstance(item, int)
+                layers += [nn.Conv2d(c_in, item, 3, padding=1), nn.BatchNorm2d(item), nn.ReLU()]
+                c_in = item
+        self.features = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.classifier = nn.Linear(512, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+
+def resnet18(in_channels: int = 3, num_classes: int = 10) -> ResNet18:
+    """The paper's ResNet18 (11.2M parameters), for 1-channel (MNIST) or 3-channel (CIFAR-10, SVHN) input."""
+    return ResNet18(in_channels, num_classes)
+
+
+def vgg11(in_channels: int = 3, num_classes: int = 10) -> VGG11:
+    """The paper's VGG11 with batch norm (9.2M parameters)."""
+    return VGG11(in_channels, num_classes)
+
+
+MODELS: dict[str, Callable[..., nn.Module]] = {
+    "logistic": LogisticRegression,
+    "mlp": MLP,
+    "tinycnn": TinyCNN,
+    "resnet18": resnet18,
+    "vgg11": vgg11,
+}
+_ALIASES = {"logisticregression": "logistic", "tinynet": "tinycnn"}
+
+
+def build_model(name: str, *, seed: int | None = None, **kwargs: object) -> nn.Module:
+    """Build a registered model by name (case, ``-``, ``_`` ignored); ``seed`` fixes its initial weights."""
+    key = name.lower().replace("-", "").replace("_", "")
+    key = _ALIASES.get(key, key)
+    if key not in MODELS:
+        raise ValueError(f"unknown model {name!r}; valid names: {', '.join(MODELS)}")
+    with torch.random.fork_rng(devices=[]):
+        if seed is not None:
+            torch.manual_seed(seed)
+        return MODELS[key](**kwargs)

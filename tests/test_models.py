@@ -1,0 +1,88 @@
+"""Tests of gif_lite.models: shapes, sizes, allowed layers, the registry and seeded initialisation."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from gif_lite.models import (
+    MLP,
+    MODELS,
+    LogisticRegression,
+    TinyCNN,
+    build_model,
+    count_parameters,
+    reset_parameters,
+    resnet18,
+    vgg11,
+)
+from gif_lite.params import flat_params
+
+SMALL_LAYERS = (nn.Conv2d, nn.Linear, nn.ReLU, nn.Tanh, nn.Flatten, nn.Sequential)
+
+
+def test_logistic_regression_is_one_linear_layer_on_flattened_input() -> None:
+    model = LogisticRegression(64, 10)
+    x = torch.randn(5, 1, 8, 8)
+    assert torch.allclose(model(x), x.flatten(1) @ model.linear.weight.T + model.linear.bias)
+    assert count_parameters(model) == 64 * 10 + 10
+
+
+def test_mlp_layout_and_activation() -> None:
+    model = MLP((64, 32, 10), activation="tanh")
+    assert count_parameters(model) == 2410
+    kinds = [type(m) for m in model.layers]
+    assert kinds == [nn.Flatten, nn.Linear, nn.Tanh, nn.Linear]  # no activation after the output layer
+    assert model(torch.randn(3, 1, 8, 8)).shape == (3, 10)
+    with pytest.raises(ValueError, match="activation"):
+        MLP(activation="swishy")
+    with pytest.raises(ValueError, match="sizes"):
+        MLP((10,))
+
+
+@pytest.mark.parametrize(("in_channels", "size"), [(1, 28), (3, 32)])
+def test_tiny_cnn_is_small_and_uses_only_influence_friendly_layers(in_channels: int, size: int) -> None:
+    model = TinyCNN(in_channels=in_channels, input_size=size)
+    assert model(torch.randn(2, in_channels, size, size)).shape == (2, 10)
+    assert 3_000 <= count_parameters(model) <= 30_000
+    for module in model.modules():
+        assert isinstance(module, (TinyCNN, *SMALL_LAYERS)), type(module)
+    assert sum(isinstance(m, nn.Conv2d | nn.Linear) for m in model.modules()) == 4
+
+
+def test_tiny_cnn_default_size_is_documented() -> None:
+    assert count_parameters(TinyCNN()) == 11_018
+
+
+@pytest.mark.parametrize("factory", [resnet18, vgg11])
+@pytest.mark.parametrize(("in_channels", "size"), [(1, 28), (3, 32)])
+def test_paper_models_accept_mnist_and_cifar_shapes(factory, in_channels: int, size: int) -> None:
+    model = factory(in_channels=in_channels, num_classes=10).eval()
+    with torch.no_grad():
+        assert model(torch.randn(2, in_channels, size, size)).shape == (2, 10)
+    expected = {resnet18: 11_172_810, vgg11: 9_229_962}[factory]
+    extra_stem = (in_channels - 1) * 64 * 9  # the first conv's extra input channels
+    assert count_parameters(model) == expected + extra_stem
+
+
+def test_build_model_registry_aliases_and_errors() -> None:
+    assert set(MODELS) == {"logistic", "mlp", "tinycnn", "resnet18", "vgg11"}
+    assert isinstance(build_model("Tiny-CNN"), TinyCNN)
+    assert isinstance(build_model("logistic_regression", in_features=4, num_classes=3), LogisticRegression)
+    with pytest.raises(ValueError, match="valid names: logistic, mlp, tinycnn, resnet18, vgg11"):
+        build_model("alexnet")
+
+
+def test_seeded_construction_and_reset_are_reproducible_and_leave_global_rng_alone() -> None:
+    torch.manual_seed(123)
+    state = torch.get_rng_state()
+    a = build_model("tinycnn", seed=7)
+    b = build_model("tinycnn", seed=7)
+    c = build_model("tinycnn", seed=8)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert torch.equal(flat_params(a), flat_params(b))
+    assert not torch.equal(flat_params(a), flat_params(c))
+    reset_parameters(c, seed=7)
+    assert torch.equal(flat_params(a), flat_params(c))
+    assert torch.equal(torch.get_rng_state(), state)

@@ -1,0 +1,311 @@
+"""Tests of gif_lite.train (trainers, evaluation, retraining) and gif_lite.checkpoints."""
+
+from __future__ import annotations
+
+import copy
+import pickle
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from gif_lite import checkpoints as ck
+from gif_lite import train as gt
+from gif_lite.data import load_data
+from gif_lite.models import build_model
+from gif_lite.params import flat_params
+
+CE = nn.CrossEntropyLoss()
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """These models are tiny: one thread is faster, and immune to other processes on a shared CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def digits() -> tuple[torch.Tensor, torch.Tensor]:
+    """600 digits, flattened, float64: small enough for L-BFGS to reach 1e-8 in well under a second."""
+    x, y = load_data("digits", flatten=True, dtype=torch.float64).train
+    return x[:600], y[:600]
+
+
+@pytest.fixture(scope="module")
+def fashion_small() -> tuple[torch.Tensor, torch.Tensor]:
+    x, y = load_data("fashion-mnist-small").train
+    return x[:96], y[:96]
+
+
+def _logistic(seed: int = 0) -> nn.Module:
+    return build_model("logistic", in_features=64, num_classes=10, seed=seed).double()
+
+
+def _objective_grad_norm(model: nn.Module, data, weight_decay: float) -> float:
+    """||grad (mean CE + wd/2 ||theta||^2)||, computed independently of gif_lite.train."""
+    params = list(model.parameters())
+    loss = F.cross_entropy(model(data[0]), data[1]) + 0.5 * weight_decay * sum((p**2).sum() for p in params)
+    grads = torch.autograd.grad(loss, params)
+    return float(torch.cat([g.flatten() for g in grads]).norm())
+
+
+class Spy:
+    """A mean cross-entropy that records the targets of every call."""
+
+    def __init__(self) -> None:
+        self.seen: list[torch.Tensor] = []
+
+    def __call__(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        self.seen.append(targets.clone())
+        return F.cross_entropy(outputs, targets)
+
+
+# ---------------------------------------------------------------------------------------------- L-BFGS
+
+
+def test_lbfgs_reaches_a_stationary_point_of_the_regularised_objective(digits) -> None:
+    model = _logistic()
+    result = gt.train_lbfgs(model, CE, digits, weight_decay=1e-2, tol=1e-8, progress=False)
+    assert result.converged and result.grad_norm < 1e-8
+    assert _objective_grad_norm(model, digits, 1e-2) < 1e-8
+    assert _objective_grad_norm(model, digits, 0.0) > 1e-4  # the weight-decay term really is in the objective
+    assert result.loss == pytest.approx(
+        gt.objective_value(model, CE, digits, weight_decay=1e-2)[0], rel=1e-12
+    )
+    assert len(result.history) == result.iterations and result.history[-1] <= result.history[0]
+
+
+def test_lbfgs_warns_when_it_stops_short_and_returns_at_once_at_an_optimum(digits) -> None:
+    model = _logistic()
+    with pytest.warns(gt.TrainingWarning, match="max_iter=3"):
+        short = gt.train_lbfgs(model, CE, digits, tol=1e-10, max_iter=3, progress=False)
+    assert short.iterations == 3 and not short.converged
+    gt.train_lbfgs(model, CE, digits, weight_decay=1e-2, tol=1e-8, progress=False)
+    again = gt.train_lbfgs(model, CE, digits, weight_decay=1e-2, tol=1e-8, progress=False)
+    assert again.iterations == 0 and again.converged
+
+
+def test_objective_value_in_chunks_equals_full_batch(digits) -> None:
+    model = _logistic(seed=3)
+    full = gt.objective_value(model, CE, digits, weight_decay=0.1)
+    chunked = gt.objective_value(model, CE, digits, weight_decay=0.1, batch_size=77)
+    assert chunked == pytest.approx(full, rel=1e-12)
+    assert full[1] == pytest.approx(_objective_grad_norm(model, digits, 0.1), rel=1e-12)
+
+
+# ---------------------------------------------------------------------------------------------- mini-batch
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_minibatch_training_is_bit_reproducible(fashion_small, threads: int) -> None:
+    torch.set_num_threads(threads)
+
+    def run(seed: int) -> tuple[torch.Tensor, list[float]]:
+        model = build_model("tinycnn", seed=0)
+        recipe = {**gt.TINYCNN_RECIPE, "epochs": 2, "batch_size": 32}  # cosine schedule, weight decay
+        res = gt.train_minibatch(model, CE, fashion_small, seed=seed, progress=False, **recipe)
+        return flat_params(model), res.history
+
+    (theta_a, hist_a), (theta_b, hist_b), (theta_c, _) = run(0), run(0), run(1)
+    assert torch.equal(theta_a, theta_b) and hist_a == hist_b
+    assert not torch.equal(theta_a, theta_c)
+
+
+def test_weight_decay_is_added_to_the_loss_not_given_to_the_optimizer(digits) -> None:
+    """One plain SGD step on one full batch: theta1 = theta0 - lr * (grad mean loss + wd * theta0)."""
+    model = _logistic(seed=1)
+    theta0 = flat_params(model)
+    x, y = digits
+    params = list(model.parameters())
+    grad = torch.cat([g.flatten() for g in torch.autograd.grad(F.cross_entropy(model(x), y), params)])
+    res = gt.train_minibatch(
+        model, CE, digits, epochs=1, batch_size=len(y), lr=0.5, optimizer="sgd", momentum=0.0,
+        weight_decay=0.1, tol=1e3, progress=False,
+    )  # fmt: skip
+    assert torch.allclose(flat_params(model), theta0 - 0.5 * (grad + 0.1 * theta0), rtol=0, atol=1e-12)
+    assert res.iterations == 1 and res.converged is True
+
+
+def test_unknown_optimizer_or_schedule_is_rejected(digits) -> None:
+    with pytest.raises(ValueError, match="'constant', 'cosine'"):
+        gt.train_minibatch(_logistic(), CE, digits, epochs=1, batch_size=10, lr=0.1, schedule="step")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="'adam', 'sgd'"):
+        gt.train_minibatch(_logistic(), CE, digits, epochs=1, batch_size=10, lr=0.1, optimizer="rmsprop")  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------------------------------- evaluation
+
+
+def test_evaluate_per_class_matches_a_direct_computation(digits) -> None:
+    model = _logistic(seed=2)
+    model.train()
+    ev = gt.evaluate(model, digits, batch_size=100)
+    assert model.training  # mode restored
+    with torch.no_grad():
+        out = model(digits[0])
+    correct = out.argmax(1) == digits[1]
+    losses = F.cross_entropy(out, digits[1], reduction="none")
+    assert ev.accuracy == pytest.approx(float(correct.double().mean()))
+    assert ev.loss == pytest.approx(float(losses.mean()))
+    for c in range(10):
+        members = digits[1] == c
+        assert ev.per_class_accuracy[c] == pytest.approx(float(correct[members].double().mean()))
+        assert ev.per_class_loss[c] == pytest.approx(float(losses[members].mean()))
+    rest = digits[1] != 0
+    assert ev.accuracy_without([0]) == pytest.approx(float(correct[rest].double().mean()))
+    assert ev.accuracy_of([0]) == pytest.approx(float(ev.per_class_accuracy[0]))
+    custom = gt.evaluate(model, digits, loss_fn=lambda o, t: F.cross_entropy(o, t))
+    assert custom.loss == pytest.approx(ev.loss)
+
+
+# ---------------------------------------------------------------------------------------------- retraining
+
+
+def test_retrain_without_excludes_the_group_and_leaves_the_model_alone(digits) -> None:
+    base = _logistic()
+    gt.train_lbfgs(base, CE, digits, weight_decay=1e-2, tol=1e-8, progress=False)
+    before = flat_params(base)
+    group = (digits[1] == 0).nonzero().flatten()
+    spy = Spy()
+    new, res = gt.retrain_without(
+        base, group, digits, loss_fn=spy, weight_decay=1e-2, tol=1e-8, progress=False, return_result=True
+    )
+    assert torch.equal(flat_params(base), before) and new is not base
+    assert res.converged and spy.seen
+    assert all(len(t) == len(digits[1]) - len(group) and not (t == 0).any() for t in spy.seen)
+    # the same as training on the reduced data directly, from the same start
+    direct = copy.deepcopy(base)
+    gt.train_lbfgs(direct, CE, gt.drop_examples(digits, group), weight_decay=1e-2, tol=1e-8, progress=False)
+    assert torch.allclose(flat_params(new), flat_params(direct), atol=1e-6)
+    assert gt.evaluate(new, digits).per_class_accuracy[0] < gt.evaluate(base, digits).per_class_accuracy[0]
+
+
+def test_retrain_from_scratch_is_seeded(digits) -> None:
+    base = _logistic(seed=5)
+    group = torch.arange(10)
+    kwargs = dict(warm_start=False, trainer="minibatch", epochs=1, batch_size=50, lr=0.1, progress=False)
+    a = gt.retrain_without(base, group, digits, seed=3, **kwargs)
+    b = gt.retrain_without(base, group, digits, seed=3, **kwargs)
+    c = gt.retrain_without(base, group, digits, seed=4, **kwargs)
+    assert torch.equal(flat_params(a), flat_params(b))
+    assert not torch.equal(flat_params(a), flat_params(c))
+
+
+def test_retrain_relabelled_trains_on_the_new_labels(digits) -> None:
+    base = _logistic()
+    group = torch.tensor([7, 3, 11])
+    new_labels = torch.tensor([1, 2, 3])  # aligned with the group as given, not sorted
+    calls: list[int] = []
+
+    def trainer(model, loss_fn, data, **kwargs):
+        calls.append(len(data[1]))
+        assert kwargs == {"marker": 1}
+        assert data[1][7] == 1 and data[1][3] == 2 and data[1][11] == 3
+        assert torch.equal(data[1][20:], digits[1][20:])
+        return gt.TrainResult(iterations=0, loss=0.0, grad_norm=0.0, converged=True)
+
+    new = gt.retrain_relabelled(base, group, new_labels, digits, trainer=trainer, marker=1)
+    assert calls == [len(digits[1])] and new is not base
+    spy = Spy()
+    with pytest.warns(gt.TrainingWarning):
+        gt.retrain_relabelled(base, group, 9, digits, loss_fn=spy, max_iter=2, progress=False)
+    assert (spy.seen[0][group] == 9).all()
+
+
+def test_group_validation(digits) -> None:
+    with pytest.raises(ValueError, match="duplicated"):
+        gt.drop_examples(digits, torch.tensor([1, 1]))
+    with pytest.raises(ValueError, match="lie in"):
+        gt.drop_examples(digits, torch.tensor([len(digits[1])]))
+    with pytest.raises(ValueError, match="every example"):
+        gt.drop_examples(digits, torch.arange(len(digits[1])))
+    mask = torch.zeros(len(digits[1]), dtype=torch.bool)
+    mask[:5] = True
+    assert len(gt.drop_examples(digits, mask)[1]) == len(digits[1]) - 5
+
+
+def test_progress_bar_is_quiet_under_ci_unless_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CI", "true")
+    assert gt.progress_enabled(None) is False
+    assert gt.progress_enabled(True) is True
+    monkeypatch.delenv("CI")
+    assert gt.progress_enabled(False) is False
+
+
+# ---------------------------------------------------------------------------------------------- checkpoints
+
+
+def test_checkpoint_round_trip_and_stale_config(tmp_path: Path) -> None:
+    model = build_model("tinycnn", seed=1)
+    config = {"model": "tinycnn", "seed": 1, "channels": (8, 16, 32)}
+    path = ck.save_checkpoint(model, tmp_path / "m.pt", config)
+    fresh = build_model("tinycnn", seed=2)
+    ck.load_checkpoint(
+        fresh, path, {"channels": [8, 16, 32], "seed": 1, "model": "tinycnn"}
+    )  # same, reordered
+    assert torch.equal(flat_params(fresh), flat_params(model))
+    with pytest.raises(ValueError, match="stale"):
+        ck.load_checkpoint(fresh, path, {**config, "seed": 2})
+
+
+_EXECUTED: list[str] = []
+
+
+def _mark(tag: str) -> str:
+    _EXECUTED.append(tag)
+    return tag
+
+
+class Payload:
+    """Unpickling this would call _mark: code running at load time."""
+
+    def __reduce__(self):
+        return (_mark, ("unpickled",))
+
+
+def test_checkpoint_with_pickled_code_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "evil.pt"
+    torch.save({"format": ck.FORMAT, "state_dict": {}, "config_json": "{}", "payload": Payload()}, path)
+    with pytest.raises(pickle.UnpicklingError, match="weights-only"):
+        ck.load_checkpoint(build_model("tinycnn"), path)
+    assert _EXECUTED == []
+    torch.save({"weight": torch.zeros(2)}, tmp_path / "plain.pt")
+    with pytest.raises(ValueError, match="not a gif_lite checkpoint"):
+        ck.load_checkpoint(build_model("tinycnn"), tmp_path / "plain.pt")
+
+
+def test_cached_model_trains_once_per_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    trained: list[int] = []
+
+    def train(model: nn.Module) -> None:
+        trained.append(1)
+        with torch.no_grad():
+            next(model.parameters()).add_(1.0)  # any change the cache must preserve
+
+    build = lambda: build_model("logistic", in_features=4, num_classes=2, seed=0)  # noqa: E731
+    first = ck.cached_model({"lr": 0.1}, build, train, cache_dir=tmp_path)
+    second = ck.cached_model({"lr": 0.1}, build, train, cache_dir=tmp_path)
+    assert len(trained) == 1 and torch.equal(flat_params(first), flat_params(second))
+    assert not torch.equal(flat_params(second), flat_params(build()))
+    ck.cached_model({"lr": 0.2}, build, train, cache_dir=tmp_path)
+    assert len(trained) == 2 and len(list(tmp_path.glob("*.pt"))) == 2
+    # a damaged cache entry is retrained, with a warning
+    (tmp_path / f"{ck.config_key({'lr': 0.1})}.pt").write_bytes(b"not a checkpoint")
+    with pytest.warns(UserWarning, match="retraining"):
+        ck.cached_model({"lr": 0.1}, build, train, cache_dir=tmp_path)
+    assert len(trained) == 3
+    monkeypatch.setenv(ck.CACHE_ENV, str(tmp_path / "env"))
+    assert ck.model_cache_dir() == tmp_path / "env"
+
+
+def test_config_key_is_canonical_and_rejects_opaque_values() -> None:
+    assert ck.config_key({"a": 1, "b": [1, 2]}) == ck.config_key({"b": (1, 2), "a": 1})
+    assert ck.config_key({"a": 1}) != ck.config_key({"a": 2})
+    assert ck.config_key({"dtype": torch.float64}) != ck.config_key({"dtype": torch.float32})
+    with pytest.raises(TypeError, match="JSON"):
+        ck.config_key({"fn": object()})
