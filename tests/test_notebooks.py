@@ -51,8 +51,12 @@ def test_guarded_setup_and_parameters_cells(path: Path) -> None:
     setup, params = _code_cells(path)[:2]
     source = "".join(setup["source"])
     assert "hide-output" in setup["metadata"].get("tags", [])
-    assert 'find_spec("gif_lite") is None' in source, "the set-up cell must only install when gif_lite is missing"
-    assert _config_repository_url() in source, "the set-up cell must clone the repository named in _config.yml"
+    assert 'find_spec("gif_lite") is None' in source, (
+        "the set-up cell must only install when gif_lite is missing"
+    )
+    assert _config_repository_url() in source, (
+        "the set-up cell must clone the repository named in _config.yml"
+    )
     code = "\n".join(line.split("#")[0] for line in source.splitlines())
     assert "torch" not in code, "the set-up cell must never (re)install torch"
     assert "parameters" in params["metadata"].get("tags", [])
