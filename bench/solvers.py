@@ -74,6 +74,19 @@ def gif_table(repeats: int) -> None:
     lsqr_time, lw_time = rows[3][3], rows[4][3]
     print(f"\nlsqr (default tol) / landweber-200 wall time: {lsqr_time / lw_time:.2f}  (target < 0.25)")
 
+    print("\nGIF (lsqr) cost as |P| grows, against IF (minres) on all parameters")
+    _, t_if = timed(lambda: gl.influence(obj, g), repeats)
+    if_hvps = gl.influence(obj, g).hvps
+    print(f"{'ratio':>6}  {'|P|':>5}  {'HVPs':>5}  {'seconds':>8}  {'time / IF':>9}")
+    for ratio in (0.01, 0.05, 0.20, 1.00):
+        p = torch.topk(g.abs(), max(1, round(ratio * obj.num_params))).indices.sort().values
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", gl.ConvergenceWarning)
+            res, t = timed(lambda p=p: gl.generalized_influence(obj, g, p), repeats)  # type: ignore[misc]
+        assert isinstance(res, gl.InfluenceResult)
+        print(f"{ratio:6.0%}  {p.numel():5d}  {res.hvps:5d}  {t:8.3f}  {t / t_if:9.2f}")
+    print(f"{'IF':>6}  {obj.num_params:5d}  {if_hvps:5d}  {t_if:8.3f}  {1.0:9.2f}")
+
 
 def hvp_table(repeats: int) -> None:
     print("\nHVP cost relative to one gradient on the same batch (median of", repeats, "runs)")

@@ -243,3 +243,24 @@ def test_second_order_matches_its_formula(
     assert rel_err(res.delta, expected) <= 1e-8
     with pytest.raises(ValueError, match="fraction"):
         gl.second_order_influence(convex, group, 1.5)
+
+
+def test_matrix_free_paths_never_form_a_dense_hessian() -> None:
+    """200,200 parameters: a dense Hessian would need 160 GB, so these calls can only succeed matrix-free."""
+    torch.manual_seed(0)
+    model = nn.Linear(1000, 200)
+    x, y = torch.randn(64, 1000), torch.randint(0, 200, (64,))
+    obj = gl.Objective(model, F.cross_entropy, (x, y), weight_decay=1e-2)
+    g = torch.randn(obj.num_params)
+    p = torch.arange(0, obj.num_params, 2000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", gl.ConvergenceWarning)
+        for res in (
+            gl.generalized_influence(obj, g, p, max_iter=5),
+            gl.frozen_influence(obj, g, p, max_iter=5),
+            gl.projected_influence(obj, g, p, max_iter=5),
+            gl.influence(obj, g, solver="cg", max_iter=5),
+        ):
+            assert torch.isfinite(res.delta).all()
+    with pytest.raises(MemoryError, match="GiB"):
+        gl.influence(obj, g, solver="direct")
