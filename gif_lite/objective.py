@@ -95,7 +95,7 @@ class Objective:
             ("reuse" if single else "double_backward") if hvp_method == "auto" else hvp_method
         )
         self.hvp_calls = 0  #: number of HVPs evaluated so far (benchmarks and results report it)
-        self._graph: tuple[torch.Tensor, tuple[torch.Tensor, ...]] | None = None
+        self._graph: tuple[tuple[torch.Tensor, tuple[int, ...]], tuple[torch.Tensor, ...]] | None = None
 
     # ------------------------------------------------------------------ data
     def _count_and_check(self) -> int:
@@ -177,12 +177,14 @@ class Objective:
 
     def _kept_graph(self) -> tuple[torch.Tensor, ...]:
         """grad L with its graph kept, rebuilt if the parameters changed since it was built."""
-        theta = self.theta()
-        if self._graph is None or not torch.equal(self._graph[0], theta):
+        # Rebuild when the values changed, or when a parameter was written in place at all (its version
+        # counter moved): autograd refuses a graph whose saved tensors were modified, even back to the same values.
+        key = (self.theta(), tuple(p._version for p in self.params))
+        if self._graph is None or self._graph[0][1] != key[1] or not torch.equal(self._graph[0][0], key[0]):
             self._graph = None  # free the old graph before building the new one
             with torch.enable_grad():
                 grads = torch.autograd.grad(self._data_loss(), self.params, create_graph=True)
-            self._graph = (theta, grads)
+            self._graph = (key, grads)
         return self._graph[1]
 
     def release(self) -> None:

@@ -111,3 +111,12 @@ def test_non_finite_loss_and_hvp_are_reported(data: tuple[torch.Tensor, torch.Te
 def test_hessian_columns_are_the_dense_block(nonconvex: gl.Objective) -> None:
     cols = torch.tensor([7, 0, 31, 12])
     assert rel_err(nonconvex.hessian_columns(cols, chunk=3), nonconvex.hessian()[:, cols]) < 1e-12
+
+
+def test_kept_graph_survives_in_place_writes_that_restore_the_values(nonconvex: gl.Objective) -> None:
+    v = random_vector(nonconvex.num_params)
+    before = nonconvex.hvp(v)
+    theta = gl.flat_params(nonconvex.model)
+    gl.apply_update(nonconvex.model, torch.ones(nonconvex.num_params))  # e.g. a step search ...
+    gl.set_flat_params(nonconvex.model, theta)  # ... that puts the parameters back
+    assert rel_err(nonconvex.hvp(v), before) < 1e-12
