@@ -7,6 +7,7 @@ from .influence import (
     influence,
     projected_influence,
     second_order_influence,
+    second_order_relabel_influence,
 )
 from .objective import HVP_METHODS, Objective
 from .params import apply_update, check_subset, flat_params, param_layout, set_flat_params
@@ -38,6 +39,7 @@ __all__ = [
     "relabel_problem",
     "removal_problem",
     "second_order_influence",
+    "second_order_relabel_influence",
     "select",
     "select_parameters",
     "set_flat_params",

@@ -13,7 +13,7 @@ estimators predict from the trained model (:func:`gif_lite.relabel_problem`).
   poisoned data, the chosen indices and their true labels.
 * :func:`attack_success_rate` is the share of triggered test images of the other classes that the
   model classifies as ``target``.
-* :func:`second_order_relabel_influence` is the second-order (in the group's share ``p``) term of
+* ``gif_lite.second_order_relabel_influence`` is the second-order (in the group's share ``p``) term of
   the Newton step for relabelling, the relabelling analogue of Basu et al.'s group influence.
 * :func:`paper_config` gives the paper-scale setting (MNIST, a TinyNet-like CNN) for readers with
   a GPU; building it downloads nothing.
@@ -27,9 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .influence import InfluenceResult, influence
 from .models import TinyCNN
-from .objective import Objective
 
 __all__ = [
     "BackdoorConfig",
@@ -37,7 +35,6 @@ __all__ = [
     "attack_success_rate",
     "paper_config",
     "poison",
-    "second_order_relabel_influence",
     "trigger_pattern",
 ]
 
@@ -134,52 +131,6 @@ def attack_success_rate(
     finally:
         model.train(was_training)
     return float((preds == target).double().mean())
-
-
-def second_order_relabel_influence(
-    obj: Objective,
-    old_group: Objective,
-    new_group: Objective,
-    fraction: float,
-    g: torch.Tensor,
-    solver: str = "minres",
-    damping: float = 0.0,
-    tol: float | None = None,
-    max_iter: int | None = None,
-) -> InfluenceResult:
-    """Newton step for relabelling a group, to second order in its share ``p = m / n``.
-
-    Relabelling changes the objective by ``p (L_U,new - L_U,old)`` (weight decay cancels), so the
-    new Hessian is ``H + p D`` with ``H`` the Hessian of ``obj`` (the objective the model was
-    trained on) and ``D = H_U,new - H_U,old`` (the group's mean-loss Hessians, ``old_group`` and
-    ``new_group``, without weight decay).  Expanding ``(H + p D)^-1 g`` with ``g = O(p)``:
-
-    ``delta = H^-1 g - p H^-1 D H^-1 g``
-
-    The first term is the first-order influence, the second the correction of order ``p^2``.
-    ``damping`` adds ``damping * I`` to ``H`` in both solves.
-    """
-    if not 0.0 < fraction < 1.0:
-        raise ValueError(f"fraction = m / n must lie in (0, 1), got {fraction}")
-    for name, group in (("old_group", old_group), ("new_group", new_group)):
-        if not isinstance(group, Objective) or group.num_params != obj.num_params:
-            raise ValueError(f"{name} must be an Objective on the same model as obj")
-    if new_group.weight_decay != old_group.weight_decay:
-        raise ValueError("old_group and new_group must use the same weight_decay (it cancels in D)")
-    first = influence(obj, g, solver=solver, damping=damping, tol=tol, max_iter=max_iter)
-    x1 = first.delta
-    dx = new_group.hvp(x1) - old_group.hvp(x1)
-    second = influence(obj, dx, solver=solver, damping=damping, tol=tol, max_iter=max_iter)
-    return InfluenceResult(
-        delta=x1 - fraction * second.delta,
-        iterations=first.iterations + second.iterations,
-        residual=max(first.residual, second.residual),
-        converged=first.converged and second.converged,
-        solver=solver,
-        hvps=first.hvps + second.hvps + 2,
-        subset=None,
-        history=first.history + second.history,
-    )
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ __all__ = [
     "influence",
     "projected_influence",
     "second_order_influence",
+    "second_order_relabel_influence",
 ]
 
 Subset = torch.Tensor | Sequence[int]
@@ -275,13 +276,55 @@ def second_order_influence(
     x1 = first.delta
     correction = group_obj.hvp(x1) - obj.hvp(x1) - damping * x1
     second = influence(obj, correction, solver=solver, damping=damping, tol=tol, max_iter=max_iter)
+    return _two_solves(first, second, q * x1 + q * q * second.delta)
+
+
+def _two_solves(first: InfluenceResult, second: InfluenceResult, delta: torch.Tensor) -> InfluenceResult:
+    """The result of an estimator built from two IF solves (and two extra HVPs between them)."""
     return InfluenceResult(
-        delta=q * x1 + q * q * second.delta,
+        delta=delta,
         iterations=first.iterations + second.iterations,
         residual=max(first.residual, second.residual),
         converged=first.converged and second.converged,
-        solver=solver,
+        solver=first.solver,
         hvps=first.hvps + second.hvps + 2,
         subset=None,
         history=first.history + second.history,
     )
+
+
+def second_order_relabel_influence(
+    obj: Objective,
+    old_group: Objective,
+    new_group: Objective,
+    fraction: float,
+    g: torch.Tensor,
+    solver: str = "minres",
+    damping: float = 0.0,
+    tol: float | None = None,
+    max_iter: int | None = None,
+) -> InfluenceResult:
+    """Newton step for relabelling a group, to second order in its share ``p = m / n``.
+
+    Relabelling changes the objective by ``p (L_U,new - L_U,old)`` (weight decay cancels), so the
+    new Hessian is ``H + p D`` with ``H`` the Hessian of ``obj`` (the objective the model was
+    trained on) and ``D = H_U,new - H_U,old`` (the group's mean-loss Hessians, ``old_group`` and
+    ``new_group``, without weight decay).  Expanding ``(H + p D)^-1 g`` with ``g = O(p)``:
+
+    ``delta = H^-1 g - p H^-1 D H^-1 g``
+
+    The first term is the first-order influence, the second the correction of order ``p^2``.
+    ``damping`` adds ``damping * I`` to ``H`` in both solves.
+    """
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"fraction = m / n must lie in (0, 1), got {fraction}")
+    for name, group in (("old_group", old_group), ("new_group", new_group)):
+        if not isinstance(group, Objective) or group.num_params != obj.num_params:
+            raise ValueError(f"{name} must be an Objective on the same model as obj")
+    if new_group.weight_decay != old_group.weight_decay:
+        raise ValueError("old_group and new_group must use the same weight_decay (it cancels in D)")
+    first = influence(obj, g, solver=solver, damping=damping, tol=tol, max_iter=max_iter)
+    x1 = first.delta
+    dx = new_group.hvp(x1) - old_group.hvp(x1)
+    second = influence(obj, dx, solver=solver, damping=damping, tol=tol, max_iter=max_iter)
+    return _two_solves(first, second, x1 - fraction * second.delta)
