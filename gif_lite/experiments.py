@@ -1,0 +1,391 @@
+"""Shared pieces of Part II: scores, distances to retraining, the paper's step search, the method loop.
+
+Class removal is scored as in the GIF paper: with ``a`` the accuracy on the removed classes and ``b``
+the accuracy on the rest, ``F1 = 2 (1 - a) b / ((1 - a) + b)``.  Distances between two models are
+measured on their predictive distributions: the share of inputs where their argmax agrees, and the
+mean ``KL(p_ref || p)``.
+
+The paper renormalises every update to a fixed norm, ``theta[P] + s * delta / ||delta||``, and picks
+the step ``s`` by the best score; :func:`best_step` does that on a split the caller names (the book
+uses validation, never test).  :func:`compare_methods` runs IF, PIF, FIF, GIF and second-order group
+influence on one removal and returns one row per (method, ratio), raw and step-picked.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .influence import frozen_influence, generalized_influence, influence, second_order_influence
+from .objective import Objective
+from .params import apply_update, flat_params, set_flat_params
+from .selection import select
+from .solvers import ConvergenceWarning
+from .tasks import removal_problem
+from .train import TrainingWarning, evaluate, train_lbfgs, train_minibatch
+
+__all__ = [
+    "PAPER_CONFIGS",
+    "PaperConfig",
+    "RemovalSetup",
+    "apply_copy",
+    "best_step",
+    "compare_methods",
+    "fit",
+    "mean_kl",
+    "paper_config",
+    "prediction_agreement",
+    "removal_f1",
+    "removal_scores",
+    "removal_setup",
+    "scaled_update",
+]
+
+Split = tuple[torch.Tensor, torch.Tensor]
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+SUBSET_METHODS = ("PIF", "FIF", "GIF")
+
+
+# --------------------------------------------------------------------------------------------------
+# scores and distances
+
+
+def removal_f1(acc_removed: float, acc_rest: float) -> float:
+    """The paper's class-removal F1: harmonic mean of ``1 - acc_removed`` and ``acc_rest`` (0 if both are 0)."""
+    for name, value in (("acc_removed", acc_removed), ("acc_rest", acc_rest)):
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"{name} must be an accuracy in [0, 1], got {value}")
+    forget = 1.0 - acc_removed
+    return 0.0 if forget + acc_rest == 0 else 2.0 * forget * acc_rest / (forget + acc_rest)
+
+
+def removal_scores(model: nn.Module, data: Split, removed: Sequence[int]) -> dict[str, float]:
+    """Accuracy on the removed classes, on the rest, and :func:`removal_f1` of the two, on ``data``."""
+    ev = evaluate(model, data)
+    a, b = ev.accuracy_of(removed), ev.accuracy_without(removed)
+    return {"acc_removed": a, "acc_rest": b, "f1": removal_f1(a, b)}
+
+
+@torch.no_grad()
+def _log_probs(model: nn.Module, inputs: torch.Tensor, batch_size: int = 2048) -> torch.Tensor:
+    was_training = model.training
+    model.eval()
+    try:
+        out = torch.cat([model(inputs[i : i + batch_size]) for i in range(0, len(inputs), batch_size)])
+    finally:
+        model.train(was_training)
+    return F.log_softmax(out.double(), dim=1)
+
+
+def prediction_agreement(model: nn.Module, reference: nn.Module, inputs: torch.Tensor) -> float:
+    """Share of ``inputs`` on which the two models predict the same class (argmax)."""
+    a, b = _log_probs(model, inputs), _log_probs(reference, inputs)
+    return float((a.argmax(dim=1) == b.argmax(dim=1)).double().mean())
+
+
+def mean_kl(model: nn.Module, reference: nn.Module, inputs: torch.Tensor) -> float:
+    """Mean over ``inputs`` of ``KL(p_ref || p) = sum_c p_ref(c) (log p_ref(c) - log p(c))``."""
+    log_p, log_ref = _log_probs(model, inputs), _log_probs(reference, inputs)
+    return float((log_ref.exp() * (log_ref - log_p)).sum(dim=1).mean())
+
+
+# --------------------------------------------------------------------------------------------------
+# updates and the step search
+
+
+def scaled_update(delta: torch.Tensor, norm: float) -> torch.Tensor:
+    """``norm * delta / ||delta||`` (a zero ``delta`` stays zero)."""
+    length = delta.norm()
+    return delta.clone() if float(length) == 0.0 else delta * (norm / length)
+
+
+def apply_copy(
+    model: nn.Module, delta: torch.Tensor, subset: torch.Tensor | None = None, scale: float = 1.0
+) -> nn.Module:
+    """A deep copy of ``model`` with ``theta[P] += scale * delta``; ``model`` is untouched."""
+    new = copy.deepcopy(model)
+    apply_update(new, delta, subset, scale)
+    return new
+
+
+def best_step(
+    model: nn.Module,
+    delta: torch.Tensor,
+    subset: torch.Tensor | None,
+    steps: Sequence[float],
+    score_fn: Callable[[nn.Module], float],
+) -> tuple[float, float, list[dict[str, float]]]:
+    """The paper's protocol: for each ``s`` in ``steps`` score ``theta[P] + s * delta / ||delta||``.
+
+    Returns the step with the highest ``score_fn(model)`` (the first on ties), its score, and the
+    table of ``{"step", "score"}``.  ``model`` is restored to its parameters afterwards, even on error.
+    Score on a validation split: picking the step on test data is what the paper did and what this
+    function exists to avoid.
+    """
+    if len(steps) == 0:
+        raise ValueError("steps is empty")
+    theta = flat_params(model)
+    table: list[dict[str, float]] = []
+    try:
+        for s in steps:
+            apply_update(model, scaled_update(delta, float(s)), subset)
+            table.append({"step": float(s), "score": float(score_fn(model))})
+            set_flat_params(model, theta)
+    finally:
+        set_flat_params(model, theta)
+    best = max(range(len(table)), key=lambda i: (table[i]["score"], -i))
+    return table[best]["step"], table[best]["score"], table
+
+
+# --------------------------------------------------------------------------------------------------
+# the method loop
+
+
+@dataclass
+class Estimate:
+    """One update: method, ratio (1.0 for all parameters), subset P (None: all), delta on P, HVPs used."""
+
+    method: str
+    ratio: float
+    subset: torch.Tensor | None
+    delta: torch.Tensor
+    hvps: int
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def _quiet(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    with warnings.catch_warnings():  # iteration caps are deliberate; residuals are reported instead
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return fn(*args, **kwargs)
+
+
+def _estimates(
+    model: nn.Module,
+    obj: Objective,
+    g: torch.Tensor,
+    group: Split,
+    loss_fn: LossFn,
+    ratios: Sequence[float],
+    selection: str,
+    methods: Sequence[str],
+    max_iter: int,
+    second_order: tuple[Objective, Objective, float] | None,
+) -> list[Estimate]:
+    """Solve every (method, ratio): IF once on all parameters (PIF slices it), FIF and GIF per subset."""
+    out: list[Estimate] = []
+    full = _quiet(influence, obj, g, max_iter=max_iter) if {"IF", "PIF"} & set(methods) else None
+    if full is not None and "IF" in methods:
+        out.append(Estimate("IF", 1.0, None, full.delta, full.hvps))
+    if "gradient" in methods:  # the Hessian-free control: move all parameters along g itself
+        out.append(Estimate("gradient", 1.0, None, g.clone(), 0))
+    if second_order is not None:
+        full_obj, group_obj, fraction = second_order
+        so = _quiet(second_order_influence, full_obj, group_obj, fraction, max_iter=max_iter)
+        out.append(Estimate("second-order", 1.0, None, so.delta, so.hvps))
+    for ratio in ratios:
+        p = select(model, selection, ratio, group[0], group[1], loss_fn=loss_fn).subset
+        if full is not None and "PIF" in methods:
+            out.append(Estimate("PIF", ratio, p, full.delta[p], full.hvps))
+        if "FIF" in methods:
+            r = _quiet(frozen_influence, obj, g, p, max_iter=max_iter)
+            out.append(Estimate("FIF", ratio, p, r.delta, r.hvps))
+        if "GIF" in methods:
+            r = _quiet(generalized_influence, obj, g, p, max_iter=max_iter)
+            out.append(Estimate("GIF", ratio, p, r.delta, r.hvps))
+    return out
+
+
+def _residual(obj: Objective, g: torch.Tensor, est: Estimate) -> float:
+    """``||H delta_full - g|| / ||g||``: the share of the gradient change the update leaves uncancelled."""
+    full = torch.zeros(obj.num_params, dtype=g.dtype)
+    if est.subset is None:
+        full = est.delta.to(g)
+    else:
+        full[est.subset] = est.delta.to(g)
+    return float((obj.hvp(full) - g).norm() / g.norm())
+
+
+def _metrics(
+    model: nn.Module, test: Split, removed: Sequence[int], reference: nn.Module | None, prefix: str
+) -> dict[str, float]:
+    row = {f"{prefix}{k}": v for k, v in removal_scores(model, test, removed).items()}
+    if reference is not None:
+        row[f"{prefix}agreement"] = prediction_agreement(model, reference, test[0])
+        row[f"{prefix}kl"] = mean_kl(model, reference, test[0])
+    return row
+
+
+def compare_methods(
+    model: nn.Module,
+    obj: Objective,
+    g: torch.Tensor,
+    group: Split,
+    removed: Sequence[int],
+    val: Split,
+    test: Split,
+    *,
+    loss_fn: LossFn = F.cross_entropy,
+    ratios: Sequence[float] = (0.05, 0.1, 0.3),
+    selection: str = "highest_gradients",
+    methods: Sequence[str] = ("IF", "PIF", "FIF", "GIF"),
+    steps: Sequence[float] = (0.5, 1.0, 2.0, 4.0, 8.0),
+    max_iter: int = 20,
+    reference: nn.Module | None = None,
+    second_order: tuple[Objective, Objective, float] | None = None,
+) -> list[dict[str, Any]]:
+    """Run IF (all parameters), PIF/FIF/GIF at each ratio of ``selection``, and second-order influence.
+
+    ``methods`` may also hold ``"gradient"``: the Hessian-free control ``delta = g`` on all parameters.
+
+    ``obj`` is the objective whose Hessian ``H`` the estimators use and ``g`` the removal's right-hand
+    side; ``group`` the removed examples (they drive the selection); ``second_order`` is
+    ``(full-data objective, group objective, m / n)`` for :func:`second_order_influence`.  Solvers stop
+    after ``max_iter`` iterations (reported, not warned).  Per row: ``raw_*`` are test scores of
+    ``theta[P] + delta``; ``step`` is picked by the F1 on ``val`` over ``steps`` (norms of the
+    renormalised update) and ``val_*`` are test scores at that step; ``*_agreement``/``*_kl`` compare
+    with ``reference`` (the retrained model) on test; ``residual = ||H delta - g|| / ||g||``.  PIF slices
+    the one IF solve, so its ``hvps`` are IF's.
+    """
+    unknown = set(methods) - {"IF", "gradient", *SUBSET_METHODS}
+    if unknown:
+        raise ValueError(f"unknown methods {sorted(unknown)}; valid: IF, gradient, PIF, FIF, GIF")
+    work = copy.deepcopy(model)  # HVP graphs of obj stay on `model`; the step search writes on `work`
+    rows: list[dict[str, Any]] = []
+    for est in _estimates(model, obj, g, group, loss_fn, ratios, selection, methods, max_iter, second_order):
+        row: dict[str, Any] = {
+            "method": est.method,
+            "ratio": est.ratio,
+            "params": est.delta.numel(),
+            "hvps": est.hvps,
+            "residual": _residual(obj, g, est),
+            "norm": float(est.delta.norm()),
+        }
+        row |= _metrics(apply_copy(work, est.delta, est.subset), test, removed, reference, "raw_")
+        step, score, _ = best_step(
+            work, est.delta, est.subset, steps, lambda m: removal_scores(m, val, removed)["f1"]
+        )
+        row |= {"step": step, "val_f1_at_step": score}
+        picked = apply_copy(work, scaled_update(est.delta, step), est.subset)
+        row |= _metrics(picked, test, removed, reference, "val_")
+        rows.append(row)
+    return rows
+
+
+# --------------------------------------------------------------------------------------------------
+# the small setting shared by the Part II chapters
+
+
+def fit(
+    model: nn.Module,
+    data: Split,
+    *,
+    epochs: int = 10,
+    weight_decay: float = 1e-3,
+    seed: int = 0,
+    polish_iters: int = 20,
+    lr: float = 1e-2,
+    batch_size: int = 128,
+) -> nn.Module:
+    """Train in place: Adam with a cosine schedule, then ``polish_iters`` full-batch L-BFGS steps; eval mode."""
+    train_minibatch(
+        model, F.cross_entropy, data, epochs=epochs, batch_size=batch_size, lr=lr, schedule="cosine",
+        weight_decay=weight_decay, seed=seed, progress=False,
+    )  # fmt: skip
+    if polish_iters > 0:
+        with warnings.catch_warnings():  # L-BFGS stops at polish_iters on purpose
+            warnings.simplefilter("ignore", TrainingWarning)
+            train_lbfgs(
+                model, F.cross_entropy, data, weight_decay=weight_decay, max_iter=polish_iters, tol=0.0
+            )
+    return model.eval()
+
+
+@dataclass
+class RemovalSetup:
+    """Removing class(es) from ``train``: the group, its examples, Hessian objective ``obj`` and ``g``."""
+
+    group: torch.Tensor
+    examples: Split
+    obj: Objective
+    g: torch.Tensor
+    second_order: tuple[Objective, Objective, float]
+
+
+def removal_setup(
+    model: nn.Module,
+    train: Split,
+    removed: Sequence[int],
+    *,
+    n_hessian: int = 300,
+    weight_decay: float = 1e-3,
+) -> RemovalSetup:
+    """The class-removal problem at a trained (not necessarily stationary) ``model``.
+
+    ``g = m / (n - m) (grad L_U + weight_decay theta)`` (``removal_problem(..., at_optimum=True)``);
+    ``obj`` is the retained objective on its first ``n_hessian`` examples; ``second_order`` holds the
+    full-data objective on ``n_hessian`` examples, the group objective and ``m / n``.
+    """
+    x, y = train
+    group = torch.isin(y, torch.as_tensor(list(removed))).nonzero().flatten()
+    g = removal_problem(model, F.cross_entropy, train, group, weight_decay=weight_decay, at_optimum=True).g
+    keep = torch.ones(len(y), dtype=torch.bool)
+    keep[group] = False
+    obj = Objective(model, F.cross_entropy, (x[keep][:n_hessian], y[keep][:n_hessian]), weight_decay)
+    full = Objective(model, F.cross_entropy, (x[:n_hessian], y[:n_hessian]), weight_decay)
+    part = Objective(model, F.cross_entropy, (x[group], y[group]), weight_decay)
+    return RemovalSetup(group, (x[group], y[group]), obj, g, (full, part, group.numel() / len(y)))
+
+
+# --------------------------------------------------------------------------------------------------
+# paper scale
+
+
+@dataclass(frozen=True)
+class PaperConfig:
+    """A paper-scale setting: data set, model, and the sizes of the experiment (for a GPU)."""
+
+    name: str
+    data: str
+    model: str
+    model_kwargs: dict[str, Any]
+    table: str
+    removed_class: int = 0
+    ratios: tuple[float, ...] = (0.05, 0.1, 0.3)
+    hessian_batch: int = 512  # the paper's Hessian comes from one 512-image batch
+    epochs: int = 20
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    device: str = "cuda"
+
+    def build(self, seed: int | None = None) -> nn.Module:
+        """The model, freshly initialised (with ``seed`` if given)."""
+        from .models import build_model
+
+        return build_model(self.model, seed=seed, **self.model_kwargs)
+
+
+PAPER_CONFIGS: dict[str, PaperConfig] = {
+    "mnist-resnet18": PaperConfig("mnist-resnet18", "mnist", "resnet18", {"in_channels": 1}, "Table 2"),
+    "cifar10-vgg11": PaperConfig("cifar10-vgg11", "cifar10", "vgg11", {"in_channels": 3}, "Tables 1 and 2"),
+    "mnist-tinynet": PaperConfig(
+        "mnist-tinynet", "mnist", "tinycnn", {"in_channels": 1}, "Table 3", ratios=(0.05,)
+    ),
+}
+
+
+def paper_config(name: str) -> PaperConfig:
+    """The paper-scale setting ``name`` (``SCALE = "paper"``): one of :data:`PAPER_CONFIGS`.
+
+    Training hyper-parameters are this book's choice; the paper does not state all of them.
+    """
+    if name not in PAPER_CONFIGS:
+        raise ValueError(f"unknown paper config {name!r}; valid: {', '.join(PAPER_CONFIGS)}")
+    return PAPER_CONFIGS[name]
