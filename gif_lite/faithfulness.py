@@ -1,0 +1,413 @@
+"""How faithful is each estimator? Predicted against actual effects of removing groups, and their correlations.
+
+For every group ``U`` of training examples, :func:`estimate_group_effects` builds the removal problem
+(:func:`gif_lite.removal_problem`), asks each estimator (IF, FIF, PIF, GIF) for an update ``delta`` at each
+ratio ``|P| / k``, and records
+
+* ``predicted``: the change of the test loss when ``theta + delta`` replaces ``theta`` (the model itself is
+  left untouched),
+* ``linear``: its first-order version ``grad L_test(theta) . delta``,
+* ``actual``: the change of the test loss that retraining without ``U`` makes, measured against the
+  original model or, when training is not run to a stationary point, against a *control* model trained
+  from ``theta`` for the same budget with nothing removed (so that the change is the removal's, not that
+  of further training).
+
+An estimator is a callable ``(problem, subset) -> delta`` returning a full-length update (zeros outside
+``subset``; ``subset`` is None for IF).  :func:`matrix_free_estimators` wraps gif_lite's estimators;
+:func:`dense_estimators` does the same linear algebra with one dense Hessian shared by all groups, which is
+far faster for small models.  :func:`correlation_table` summarises rows per estimator and ratio with Pearson
+and Spearman correlations, the share of groups where the predicted sign is right, and the least-squares
+slope of predicted on actual.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from .influence import frozen_influence, generalized_influence, influence
+from .objective import Objective
+from .params import flat_params, set_flat_params
+from .selection import select_parameters
+from .tasks import InfluenceProblem, removal_problem
+
+__all__ = [
+    "ESTIMATORS",
+    "EffectRow",
+    "Estimator",
+    "Group",
+    "correlation_table",
+    "dense_estimators",
+    "estimate_group_effects",
+    "make_groups",
+    "matrix_free_estimators",
+    "pearson",
+    "retained_hessians",
+    "spearman",
+]
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+Data = tuple[torch.Tensor, torch.Tensor]
+Estimator = Callable[[InfluenceProblem, "torch.Tensor | None"], torch.Tensor]
+ESTIMATORS = ("IF", "FIF", "PIF", "GIF")
+
+
+@dataclass(frozen=True)
+class Group:
+    """A group of training examples to remove: ``kind`` ("random" or "same-class") and its ``indices``."""
+
+    kind: str
+    indices: torch.Tensor
+
+    @property
+    def size(self) -> int:
+        return int(self.indices.numel())
+
+
+@dataclass(frozen=True)
+class EffectRow:
+    """One group, one estimator, one ratio: predicted and actual change of the test loss.
+
+    ``ratio`` is 1.0 for IF (every parameter moves); ``subset_size`` is ``|P|``.
+    """
+
+    group: int
+    kind: str
+    size: int
+    estimator: str
+    ratio: float
+    subset_size: int
+    predicted: float
+    linear: float
+    actual: float
+
+
+def make_groups(
+    targets: torch.Tensor,
+    n_random: int,
+    n_same_class: int,
+    sizes: tuple[int, int] = (10, 40),
+    seed: int = 0,
+) -> list[Group]:
+    """``n_random`` uniformly random groups and ``n_same_class`` groups drawn within one class each.
+
+    Sizes are uniform integers in ``[sizes[0], sizes[1]]``; the classes of the same-class groups cycle
+    through the classes present in ``targets`` (a class smaller than the drawn size gives a smaller group).
+    Deterministic for a given ``seed``; random and same-class groups alternate.
+    """
+    lo, hi = sizes
+    if not 1 <= lo <= hi:
+        raise ValueError(f"sizes must satisfy 1 <= low <= high, got {sizes}")
+    targets = torch.as_tensor(targets)
+    n = int(targets.shape[0])
+    if hi >= n:
+        raise ValueError(f"groups of up to {hi} examples cannot be removed from {n}")
+    gen = torch.Generator().manual_seed(seed)
+    classes = torch.unique(targets).tolist()
+    kinds = []
+    for i in range(max(n_random, n_same_class)):
+        kinds += (["random"] if i < n_random else []) + (["same-class"] if i < n_same_class else [])
+    groups: list[Group] = []
+    n_class = 0
+    for kind in kinds:
+        size = int(torch.randint(lo, hi + 1, (1,), generator=gen))
+        if kind == "random":
+            pool = torch.arange(n)
+        else:
+            pool = (targets == classes[n_class % len(classes)]).nonzero().flatten()
+            n_class += 1
+        idx = pool[torch.randperm(pool.numel(), generator=gen)[:size]]
+        groups.append(Group(kind, idx.sort().values))
+    return groups
+
+
+# ------------------------------------------------------------------------------------------ estimators
+def _scatter(x: torch.Tensor, subset: torch.Tensor, num_params: int) -> torch.Tensor:
+    out = torch.zeros(num_params, dtype=x.dtype, device=x.device)
+    out[subset.to(x.device)] = x
+    return out
+
+
+def retained_hessians(
+    model: nn.Module, loss_fn: LossFn, data: Data, weight_decay: float = 0.0
+) -> Callable[[InfluenceProblem], torch.Tensor]:
+    """A function giving each removal problem the dense Hessian of its retained objective, cheaply.
+
+    The mean data-loss Hessian ``H_D`` on all ``n`` examples is formed once; for a group ``U`` of ``m``
+    the retained Hessian is ``(n H_D - m H_U) / (n - m) + weight_decay I`` with ``H_U`` the Hessian of the
+    group's mean loss, which costs a dense Hessian on ``m`` examples only.  Small models only.
+    """
+    inputs, targets = data
+    n = int(inputs.shape[0])
+    h_data = Objective(model, loss_fn, data).hessian()
+    eye = torch.eye(h_data.shape[0], dtype=h_data.dtype, device=h_data.device)
+
+    def hessian_of(problem: InfluenceProblem) -> torch.Tensor:
+        idx = problem.group
+        m = int(idx.numel())
+        h_u = Objective(model, loss_fn, (inputs[idx], targets[idx])).hessian()
+        return (n * h_data - m * h_u) / (n - m) + weight_decay * eye
+
+    return hessian_of
+
+
+def dense_estimators(
+    hessian: torch.Tensor | Callable[[InfluenceProblem], torch.Tensor],
+) -> dict[str, Estimator]:
+    """IF, FIF, PIF and GIF by dense linear algebra on ``H``, using ``problem.g``.
+
+    ``hessian`` is one matrix shared by every problem (e.g. the full-data Hessian), or a function giving
+    each problem its own (e.g. :func:`retained_hessians`; it is called once per problem and the
+    factorisation is reused across estimators and ratios).  IF ``H^-1 g``; FIF ``H[P,P]^-1 g[P]``; PIF
+    ``(H^-1 g)[P]``; GIF ``pinv(H[:,P]) g`` (least squares), each returned as a full-length vector.
+    """
+    memo: dict[str, Any] = {"problem": None}
+
+    def factor(h: torch.Tensor) -> dict[str, Any]:
+        if h.dim() != 2 or h.shape[0] != h.shape[1]:
+            raise ValueError(f"hessian must be a square matrix, got shape {tuple(h.shape)}")
+        h = 0.5 * (h + h.T)
+        lu, pivots = torch.linalg.lu_factor(h)
+        return {"h": h, "lu": lu, "pivots": pivots, "if": None}
+
+    fixed = None if callable(hessian) else factor(hessian)
+
+    def state(problem: InfluenceProblem) -> dict[str, Any]:
+        if fixed is not None:
+            if fixed.get("problem") is not problem:
+                fixed.update(problem=problem, g=None)
+            st = fixed
+        else:
+            if memo["problem"] is not problem:
+                assert callable(hessian)
+                memo.clear()
+                memo.update(factor(hessian(problem)), problem=problem)
+            st = memo
+        return st
+
+    def solve_if(problem: InfluenceProblem) -> torch.Tensor:
+        st = state(problem)
+        g = problem.g.to(st["h"])
+        if st.get("g") is None or not torch.equal(st["g"], g):
+            st["g"] = g
+            st["if"] = torch.linalg.lu_solve(st["lu"], st["pivots"], g.unsqueeze(1)).squeeze(1)
+        return st["if"]
+
+    def est_if(problem: InfluenceProblem, subset: torch.Tensor | None) -> torch.Tensor:
+        return solve_if(problem)
+
+    def est_fif(problem: InfluenceProblem, subset: torch.Tensor | None) -> torch.Tensor:
+        p, h = _need_subset(subset), state(problem)["h"]
+        x = torch.linalg.solve(h[p][:, p], problem.g.to(h)[p])
+        return _scatter(x, p, h.shape[0])
+
+    def est_pif(problem: InfluenceProblem, subset: torch.Tensor | None) -> torch.Tensor:
+        p = _need_subset(subset)
+        delta = solve_if(problem)
+        return _scatter(delta[p], p, delta.shape[0])
+
+    def est_gif(problem: InfluenceProblem, subset: torch.Tensor | None) -> torch.Tensor:
+        p, h = _need_subset(subset), state(problem)["h"]
+        driver = "gelsd" if h.device.type == "cpu" else None
+        x = torch.linalg.lstsq(h[:, p], problem.g.to(h).unsqueeze(1), driver=driver).solution.squeeze(1)
+        return _scatter(x, p, h.shape[0])
+
+    return {"IF": est_if, "FIF": est_fif, "PIF": est_pif, "GIF": est_gif}
+
+
+def matrix_free_estimators(
+    objective: Objective | None = None,
+    influence_kwargs: Mapping[str, Any] | None = None,
+    gif_kwargs: Mapping[str, Any] | None = None,
+) -> dict[str, Estimator]:
+    """gif_lite's IF, FIF, PIF and GIF, on ``objective`` (or, when None, each problem's retained objective).
+
+    ``influence_kwargs`` go to :func:`~gif_lite.influence`, :func:`~gif_lite.frozen_influence` and
+    :func:`~gif_lite.projected_influence` (e.g. ``solver``, ``max_iter``, ``damping``); ``gif_kwargs`` to
+    :func:`~gif_lite.generalized_influence`.  PIF reuses the IF solution of the same problem (it is
+    ``(H^-1 g)[P]`` by definition), so a problem costs one IF solve however many ratios are asked.
+    """
+    if_kw = dict(influence_kwargs or {})
+    gif_kw = dict(gif_kwargs or {})
+    memo: dict[str, Any] = {"g": None, "obj": None, "delta": None}
+
+    def obj_of(problem: InfluenceProblem) -> Objective:
+        return objective if objective is not None else problem.objective
+
+    def solve_if(problem: InfluenceProblem) -> torch.Tensor:
+        obj = obj_of(problem)
+        if memo["obj"] is not obj or memo["g"] is None or not torch.equal(memo["g"], problem.g):
+            memo.update(g=problem.g.clone(), obj=obj, delta=influence(obj, problem.g, **if_kw).delta)
+        return memo["delta"]
+
+    def est_if(problem: InfluenceProblem, subset: torch.Tensor | None) -> torch.Tensor:
+        return solve_if(problem)
+
+    def est_fif(problem: InfluenceProblem, subset: torch.Tensor | None) -> torch.Tensor:
+        obj = obj_of(problem)
+        return frozen_influence(obj, problem.g, _need_subset(subset), **if_kw).full(obj.num_params)
+
+    def est_pif(problem: InfluenceProblem, subset: torch.Tensor | None) -> torch.Tensor:
+        p = _need_subset(subset)
+        return _scatter(solve_if(problem)[p], p, obj_of(problem).num_params)
+
+    def est_gif(problem: InfluenceProblem, subset: torch.Tensor | None) -> torch.Tensor:
+        obj = obj_of(problem)
+        return generalized_influence(obj, problem.g, _need_subset(subset), **gif_kw).full(obj.num_params)
+
+    return {"IF": est_if, "FIF": est_fif, "PIF": est_pif, "GIF": est_gif}
+
+
+def _need_subset(subset: torch.Tensor | None) -> torch.Tensor:
+    if subset is None:
+        raise ValueError("FIF, PIF and GIF need a parameter subset P")
+    return subset
+
+
+# ------------------------------------------------------------------------------------------ the loop
+def _loss(model: nn.Module, loss_fn: LossFn, data: Data) -> float:
+    with torch.no_grad():
+        return float(loss_fn(model(data[0]), data[1]))
+
+
+def _loss_at(model: nn.Module, theta: torch.Tensor, loss_fn: LossFn, data: Data) -> float:
+    """Loss of a copy of ``model`` whose flat parameters are ``theta``.
+
+    A copy, not set-and-restore: writing into the model's parameters, even to restore them, bumps their
+    autograd versions and breaks any :class:`Objective` that keeps a gradient graph on them.
+    """
+    moved = copy.deepcopy(model)
+    set_flat_params(moved, theta)
+    return _loss(moved, loss_fn, data)
+
+
+def estimate_group_effects(
+    model: nn.Module,
+    loss_fn: LossFn,
+    train: Data,
+    test: Data,
+    groups: Sequence[Group],
+    retrain: Callable[[torch.Tensor], nn.Module],
+    estimators: Mapping[str, Estimator],
+    ratios: Iterable[float] = (0.05, 0.2),
+    *,
+    weight_decay: float = 0.0,
+    selection: str = "highest_gradients",
+    at_optimum: bool = False,
+    control: nn.Module | None = None,
+) -> list[EffectRow]:
+    """Predicted and actual changes of the test loss for every group, estimator and ratio.
+
+    ``retrain(indices)`` returns a model retrained without those training examples (e.g. a
+    :func:`~gif_lite.train.retrain_without` closure).  ``estimators`` maps names to estimators
+    (:func:`dense_estimators`, :func:`matrix_free_estimators`); "IF" runs once per group with ratio 1.0,
+    the others once per ratio on ``P = select_parameters(model, selection, ratio, x_U, y_U, loss_fn)``.
+    ``g`` comes from :func:`~gif_lite.removal_problem` (``at_optimum=True``: the removal's part only, for
+    models that are not at a stationary point).  With ``control`` (the same training budget from ``theta``
+    on all the data) the actual change is ``L_test(retrained) - L_test(control)``, else
+    ``L_test(retrained) - L_test(model)``.  ``model`` is left untouched.
+    """
+    ratios = tuple(float(r) for r in ratios)
+    theta = flat_params(model)
+    base = _loss(model, loss_fn, test)
+    reference = base if control is None else _loss(control, loss_fn, test)
+    test_grad = Objective(model, loss_fn, test).gradient().to(theta)
+    x_train, y_train = train
+    rows: list[EffectRow] = []
+    for k, group in enumerate(groups):
+        idx = group.indices
+        problem = removal_problem(
+            model, loss_fn, train, idx, weight_decay=weight_decay, at_optimum=at_optimum
+        )
+        actual = _loss(retrain(idx), loss_fn, test) - reference
+        for name, estimator in estimators.items():
+            for ratio in (1.0,) if name == "IF" else ratios:
+                subset = None
+                if name != "IF":
+                    subset = select_parameters(model, selection, ratio, x_train[idx], y_train[idx], loss_fn)
+                delta = estimator(problem, subset).to(theta)
+                rows.append(
+                    EffectRow(
+                        group=k,
+                        kind=group.kind,
+                        size=group.size,
+                        estimator=name,
+                        ratio=ratio,
+                        subset_size=theta.numel() if subset is None else int(subset.numel()),
+                        predicted=_loss_at(model, theta + delta, loss_fn, test) - base,
+                        linear=float(test_grad @ delta),
+                        actual=actual,
+                    )
+                )
+    return rows
+
+
+# ------------------------------------------------------------------------------------------ statistics
+def pearson(x: Sequence[float], y: Sequence[float]) -> float:
+    """Pearson's correlation of two equally long sequences (nan when either is constant)."""
+    a = torch.as_tensor(x, dtype=torch.float64)
+    b = torch.as_tensor(y, dtype=torch.float64)
+    if a.shape != b.shape or a.dim() != 1 or a.numel() < 2:
+        raise ValueError("pearson needs two 1-D sequences of the same length >= 2")
+    a, b = a - a.mean(), b - b.mean()
+    denom = float(a.norm() * b.norm())
+    return float(a @ b) / denom if denom > 0 else math.nan
+
+
+def _ranks(x: torch.Tensor) -> torch.Tensor:
+    """Ranks 1..n, ties given their average rank."""
+    order = torch.argsort(x, stable=True)
+    ranks = torch.empty_like(x)
+    ranks[order] = torch.arange(1, x.numel() + 1, dtype=x.dtype)
+    for value in torch.unique(x):
+        tied = x == value
+        if int(tied.sum()) > 1:
+            ranks[tied] = ranks[tied].mean()
+    return ranks
+
+
+def spearman(x: Sequence[float], y: Sequence[float]) -> float:
+    """Spearman's rank correlation (Pearson's on average ranks)."""
+    a = torch.as_tensor(x, dtype=torch.float64)
+    b = torch.as_tensor(y, dtype=torch.float64)
+    return pearson(_ranks(a).tolist(), _ranks(b).tolist())
+
+
+def correlation_table(
+    rows: Iterable[EffectRow], use: str = "predicted", by_kind: bool = False
+) -> list[dict[str, Any]]:
+    """One record per estimator and ratio (and group kind with ``by_kind``), in order of first appearance.
+
+    Fields: ``estimator``, ``ratio``, (``kind``), ``groups``, ``pearson``, ``spearman``, ``sign`` (share of
+    groups whose predicted change has the sign of the actual one) and ``slope`` (least-squares slope of
+    predicted on actual through the origin: 1 when the sizes are right, below 1 when the estimator
+    undershoots).  ``use`` picks the prediction: "predicted" (test loss at ``theta + delta``) or "linear".
+    """
+    if use not in ("predicted", "linear"):
+        raise ValueError(f"use must be 'predicted' or 'linear', got {use!r}")
+    cells: dict[tuple[Any, ...], list[tuple[float, float]]] = {}
+    for r in rows:
+        key: tuple[Any, ...] = (r.estimator, r.ratio, r.kind) if by_kind else (r.estimator, r.ratio)
+        cells.setdefault(key, []).append((getattr(r, use), r.actual))
+    table = []
+    for key, pairs in cells.items():
+        pred = torch.tensor([p for p, _ in pairs], dtype=torch.float64)
+        act = torch.tensor([a for _, a in pairs], dtype=torch.float64)
+        record: dict[str, Any] = {"estimator": key[0], "ratio": key[1]}
+        if by_kind:
+            record["kind"] = key[2]
+        record.update(
+            groups=len(pairs),
+            pearson=pearson(pred.tolist(), act.tolist()) if len(pairs) > 1 else math.nan,
+            spearman=spearman(pred.tolist(), act.tolist()) if len(pairs) > 1 else math.nan,
+            sign=float((torch.sign(pred) == torch.sign(act)).double().mean()),
+            slope=float(pred @ act / (act @ act)) if float(act @ act) > 0 else math.nan,
+        )
+        table.append(record)
+    return table

@@ -1,0 +1,178 @@
+"""gif_lite.faithfulness: groups, estimators, the effect loop and the correlation table."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+import gif_lite as gl
+from gif_lite import faithfulness as fa
+from gif_lite import toy
+from gif_lite.faithfulness import (
+    EffectRow,
+    Group,
+    correlation_table,
+    dense_estimators,
+    estimate_group_effects,
+    make_groups,
+    matrix_free_estimators,
+    pearson,
+    spearman,
+)
+from gif_lite.models import MLP
+from gif_lite.train import train_lbfgs
+
+WD = 0.1
+
+
+def _ridge() -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor], torch.Tensor]:
+    reg = toy.correlated_regression(300, 4, rho=0.5, noise=0.5, seed=0)
+    x, y = reg.x.clone(), reg.y.clone()
+    x[:60] += 1.0  # a shifted subpopulation, so that removing part of it moves the model
+    y[:60] += 2.0
+    test = toy.correlated_regression(200, 4, rho=0.5, noise=0.5, seed=1)
+    return (x, y), (test.x, test.y), toy.ridge_fit(x, y, WD)
+
+
+def _ridge_retrain(train: tuple[torch.Tensor, torch.Tensor]):  # type: ignore[no-untyped-def]
+    x, y = train
+
+    def retrain(idx: torch.Tensor) -> torch.nn.Module:
+        keep = torch.ones(len(y), dtype=torch.bool)
+        keep[idx] = False
+        return toy.linear_model(toy.ridge_fit(x[keep], y[keep], WD))
+
+    return retrain
+
+
+def test_if_is_exact_on_linear_regression() -> None:
+    """Quadratic objective and quadratic test loss: the Newton step with the retained Hessian is retraining."""
+    train, test, theta = _ridge()
+    groups = [Group("random", torch.arange(k, 300, 17)[:n]) for k, n in ((0, 10), (3, 15))]
+    groups += make_groups(train[1] > 0, n_random=3, n_same_class=3, sizes=(5, 30), seed=0)
+    rows = estimate_group_effects(
+        toy.linear_model(theta), toy.half_squared_error, train, test, groups, _ridge_retrain(train),
+        matrix_free_estimators(), ratios=(0.5,), weight_decay=WD, selection="largest_gradient_entries",
+    )  # fmt: skip
+    if_rows = [r for r in rows if r.estimator == "IF"]
+    assert len(if_rows) == len(groups) and len(rows) == 4 * len(groups)
+    for r in if_rows:
+        assert abs(r.predicted - r.actual) < 1e-8 * max(1.0, abs(r.actual))
+        assert r.ratio == 1.0 and r.subset_size == 4
+    table = {(t["estimator"], t["ratio"]): t for t in correlation_table(rows)}
+    assert table[("IF", 1.0)]["pearson"] > 1 - 1e-10 and table[("IF", 1.0)]["spearman"] == pytest.approx(1.0)
+    assert table[("IF", 1.0)]["sign"] == 1.0 and table[("IF", 1.0)]["slope"] == pytest.approx(1.0, abs=1e-8)
+    assert table[("GIF", 0.5)]["groups"] == len(groups)
+    assert {r["estimator"] for r in correlation_table(rows, by_kind=True)} == {"IF", "FIF", "PIF", "GIF"}
+
+
+def test_every_estimator_is_exact_when_p_is_everything() -> None:
+    train, test, theta = _ridge()
+    groups = make_groups(train[1] > 0, n_random=2, n_same_class=2, sizes=(5, 20), seed=3)
+    rows = estimate_group_effects(
+        toy.linear_model(theta), toy.half_squared_error, train, test, groups, _ridge_retrain(train),
+        matrix_free_estimators(), ratios=(1.0,), weight_decay=WD, selection="random",
+    )  # fmt: skip
+    for r in rows:
+        assert abs(r.predicted - r.actual) < 1e-8 * max(1.0, abs(r.actual)), r
+
+
+def test_dense_estimators_match_gif_lite() -> None:
+    torch.manual_seed(0)
+    x = torch.randn(80, 5, dtype=torch.float64)
+    y = torch.randint(0, 3, (80,))
+    model = MLP((5, 4, 3), activation="tanh").double()
+    train_lbfgs(model, F.cross_entropy, (x, y), weight_decay=WD, tol=1e-8, max_iter=2000, progress=False)
+    problem = gl.removal_problem(model, F.cross_entropy, (x, y), torch.arange(6), weight_decay=WD)
+    obj = gl.Objective(model, F.cross_entropy, (x, y), weight_decay=WD)
+    dense = dense_estimators(obj.hessian())
+    free = matrix_free_estimators(obj, gif_kwargs={"solver": "direct"})
+    subset = torch.tensor([0, 3, 7, 20, 31, 38])
+    for name in ("IF", "FIF", "PIF", "GIF"):
+        p = None if name == "IF" else subset
+        a, b = dense[name](problem, p), free[name](problem, p)
+        assert torch.allclose(a, b, rtol=1e-6, atol=1e-10), name
+        if p is not None:
+            outside = torch.ones(obj.num_params, dtype=torch.bool)
+            outside[p] = False
+            assert (a[outside] == 0).all()
+    pif = gl.projected_influence(obj, problem.g, subset).full(obj.num_params)
+    assert torch.allclose(free["PIF"](problem, subset), pif, rtol=1e-8, atol=1e-12)
+    with pytest.raises(ValueError, match="subset"):
+        dense["GIF"](problem, None)
+
+
+def test_control_and_untouched_model() -> None:
+    train, test, theta = _ridge()
+    model = toy.linear_model(theta)
+    control = toy.linear_model(theta + 0.01)
+    groups = [Group("random", torch.arange(5))]
+    retrain = _ridge_retrain(train)
+    plain = estimate_group_effects(model, toy.half_squared_error, train, test, groups, retrain,
+                                   matrix_free_estimators(), ratios=(0.5,), weight_decay=WD)  # fmt: skip
+    ctrl = estimate_group_effects(model, toy.half_squared_error, train, test, groups, retrain,
+                                  matrix_free_estimators(), ratios=(0.5,), weight_decay=WD, control=control)  # fmt: skip
+    with torch.no_grad():
+        shift = toy.half_squared_error(control(test[0]), test[1]) - toy.half_squared_error(
+            model(test[0]), test[1]
+        )
+    assert ctrl[0].actual == pytest.approx(plain[0].actual - float(shift), abs=1e-12)
+    assert torch.equal(gl.flat_params(model), theta)
+
+
+def test_make_groups() -> None:
+    y = torch.arange(200) % 4
+    groups = make_groups(y, n_random=3, n_same_class=5, sizes=(10, 20), seed=0)
+    assert [g.kind for g in groups] == ["random", "same-class"] * 3 + ["same-class"] * 2
+    for g in groups:
+        assert 10 <= g.size <= 20 and torch.unique(g.indices).numel() == g.size
+        if g.kind == "same-class":
+            assert torch.unique(y[g.indices]).numel() == 1
+    assert all(
+        torch.equal(a.indices, b.indices) for a, b in zip(groups, make_groups(y, 3, 5, (10, 20), seed=0))
+    )
+    with pytest.raises(ValueError):
+        make_groups(y, 1, 1, sizes=(0, 5))
+
+
+def test_correlations() -> None:
+    x = [1.0, 2.0, 3.0, 4.0, 5.0]
+    assert pearson(x, [2 * v + 1 for v in x]) == pytest.approx(1.0)
+    assert spearman(x, [v**3 for v in x]) == pytest.approx(1.0)
+    assert spearman(x, [-v for v in x]) == pytest.approx(-1.0)
+    assert spearman([1.0, 2.0, 2.0, 3.0], [1.0, 2.0, 3.0, 4.0]) == pytest.approx(0.9486832980505138)  # scipy
+    assert pearson([1.0, 2.0, 4.0], [1.0, 3.0, 2.0]) == pytest.approx(0.3273268353539885)  # scipy
+    assert math.isnan(pearson([1.0, 1.0], [1.0, 2.0]))
+    rows = [
+        EffectRow(k, "random", 10, "IF", 1.0, 4, p, p, a)
+        for k, (p, a) in enumerate([(1, 2), (-1, 1), (2, 4)])
+    ]
+    (t,) = correlation_table(rows)
+    assert t["sign"] == pytest.approx(2 / 3) and t["groups"] == 3
+    assert t["slope"] == pytest.approx((2 - 1 + 8) / (4 + 1 + 16))
+    with pytest.raises(ValueError):
+        correlation_table(rows, use="nonsense")
+
+
+def test_retained_hessians_and_a_shared_objective() -> None:
+    """The downdated Hessian equals the retained objective's; a shared Objective survives the loop."""
+    torch.manual_seed(1)
+    x = torch.randn(60, 5, dtype=torch.float64)
+    y = torch.randint(0, 3, (60,))
+    model = MLP((5, 4, 3), activation="tanh").double()
+    train_lbfgs(model, F.cross_entropy, (x, y), weight_decay=WD, tol=1e-8, max_iter=2000, progress=False)
+    problem = gl.removal_problem(model, F.cross_entropy, (x, y), torch.tensor([2, 5, 11]), weight_decay=WD)
+    h = fa.retained_hessians(model, F.cross_entropy, (x, y), WD)(problem)
+    assert torch.allclose(h, problem.objective.hessian(), atol=1e-12)
+    shared = gl.Objective(
+        model, F.cross_entropy, (x, y), weight_decay=WD
+    )  # keeps a gradient graph across groups
+    groups = make_groups(y, 2, 1, sizes=(3, 6), seed=0)
+    rows = estimate_group_effects(
+        model, F.cross_entropy, (x, y), (x[:20], y[:20]), groups, lambda idx: model,
+        matrix_free_estimators(shared), ratios=(0.3,), weight_decay=WD, selection="random",
+    )  # fmt: skip
+    assert len(rows) == 4 * len(groups) and all(r.actual == 0.0 for r in rows)
