@@ -15,6 +15,7 @@ fixed parameters, ``H[F,P] x ~ g[F]``, which FIF ignores and PIF only gets by ac
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -55,6 +56,9 @@ class InfluenceResult:
     hvps: int
     subset: torch.Tensor | None = None
     history: list[float] = field(default_factory=list)
+    #: ``||A delta - b|| / ||b||`` of the solved system.  For GIF, ``||H[:,P] delta - g|| / ||g||``: the share
+    #: of the gradient change that no update on ``P`` can cancel.  For IF/FIF/PIF it equals ``residual``.
+    misfit: float = math.nan
 
     def full(self, num_params: int) -> torch.Tensor:
         """The update scattered into a vector of length ``num_params``."""
@@ -106,6 +110,7 @@ def _result(
         hvps=obj.hvp_calls - start,
         subset=subset,
         history=sol.history,
+        misfit=sol.misfit,
     )
 
 
@@ -203,6 +208,7 @@ def projected_influence(
         hvps=res.hvps,
         subset=p,
         history=res.history,
+        misfit=res.misfit,
     )
 
 
@@ -290,6 +296,7 @@ def _two_solves(first: InfluenceResult, second: InfluenceResult, delta: torch.Te
         hvps=first.hvps + second.hvps + 2,
         subset=None,
         history=first.history + second.history,
+        misfit=max(first.misfit, second.misfit),
     )
 
 

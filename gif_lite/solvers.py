@@ -46,7 +46,7 @@ class ConvergenceWarning(UserWarning):
 
 @dataclass
 class SolveResult:
-    """x, iterations, relative residual, converged flag, residual history and matvec count."""
+    """x, iterations, relative residual, converged flag, residual history, matvec count and misfit."""
 
     x: torch.Tensor
     iterations: int
@@ -54,6 +54,9 @@ class SolveResult:
     converged: bool
     history: list[float] = field(default_factory=list)
     matvecs: int = 0
+    #: ``||b - A x|| / ||b||``: for least squares the share of ``b`` that ``A x`` cannot reproduce
+    #: (positive even at the solution); for square systems the same number as ``residual``.
+    misfit: float = math.nan
 
 
 def relative_residual(
@@ -74,6 +77,14 @@ def relative_residual(
     return _ratio(rmatvec(r).norm(), rmatvec(b).norm() if atb_norm is None else atb_norm)
 
 
+def _least_squares_check(
+    matvec: MatVec, rmatvec: MatVec, b: torch.Tensor, x: torch.Tensor, atb_norm: float
+) -> tuple[float, float]:
+    """``(||A^T r|| / ||A^T b||, ||r|| / ||b||)`` with ``r = b - A x``, from one matvec and one rmatvec."""
+    r = b - matvec(x)
+    return _ratio(rmatvec(r).norm(), atb_norm), _ratio(r.norm(), b.norm())
+
+
 def _ratio(num: torch.Tensor | float, den: torch.Tensor | float) -> float:
     num, den = float(num), float(den)
     return 0.0 if num == 0.0 else num / den if den > 0 else math.inf
@@ -82,6 +93,8 @@ def _ratio(num: torch.Tensor | float, den: torch.Tensor | float) -> float:
 def _finish(name: str, result: SolveResult, tol: float, hint: str = "") -> SolveResult:
     if not math.isfinite(result.residual):
         raise FloatingPointError(f"{name} produced a non-finite residual; check the inputs, or add damping")
+    if math.isnan(result.misfit):  # square system: the misfit is the residual
+        result.misfit = result.residual
     if not result.converged:
         warnings.warn(
             f"{name} stopped after {result.iterations} iterations with relative residual "
@@ -104,7 +117,9 @@ def direct(a: torch.Tensor, b: torch.Tensor, least_squares: bool = False) -> Sol
     """Dense oracle: ``x = A^-1 b``, or ``x = pinv(A) b`` (minimum-norm least squares)."""
     if least_squares or a.shape[0] != a.shape[1]:
         x = torch.linalg.pinv(a) @ b
-        res = _ratio((a.T @ (b - a @ x)).norm(), (a.T @ b).norm())
+        r = b - a @ x
+        res = _ratio((a.T @ r).norm(), (a.T @ b).norm())
+        return SolveResult(x, 1, res, True, [res], 0, misfit=_ratio(r.norm(), b.norm()))
     else:
         try:
             x = torch.linalg.solve(a, b)
@@ -114,7 +129,7 @@ def direct(a: torch.Tensor, b: torch.Tensor, least_squares: bool = False) -> Sol
                 "generalized_influence (least squares) instead"
             ) from e
         res = _ratio((b - a @ x).norm(), b.norm())
-    return SolveResult(x=x, iterations=1, residual=res, converged=True, history=[res], matvecs=0)
+    return SolveResult(x=x, iterations=1, residual=res, converged=True, history=[res], matvecs=0, misfit=res)
 
 
 # ---------------------------------------------------------------------------------------- cg
@@ -125,7 +140,7 @@ def cg(matvec: MatVec, b: torch.Tensor, *, tol: float = 1e-8, max_iter: int | No
     bnorm = float(b.norm())
     x = torch.zeros_like(b)
     if bnorm == 0:
-        return SolveResult(x, 0, 0.0, True, [0.0])
+        return SolveResult(x, 0, 0.0, True, [0.0], misfit=0.0)
     r, p = b.clone(), b.clone()
     rr = float(r @ r)
     history, it, hint = [1.0], 0, ""
@@ -161,7 +176,7 @@ def minres(matvec: MatVec, b: torch.Tensor, *, tol: float = 1e-8, max_iter: int 
     beta1 = float(b.norm())
     x = torch.zeros_like(b)
     if beta1 == 0:
-        return SolveResult(x, 0, 0.0, True, [0.0])
+        return SolveResult(x, 0, 0.0, True, [0.0], misfit=0.0)
     v_prev, v = torch.zeros_like(b), b / beta1
     w_prev2, w_prev = torch.zeros_like(b), torch.zeros_like(b)
     beta, eta = beta1, beta1
@@ -216,7 +231,7 @@ def lissa(
     _check_tol(tol, max_iter)
     bnorm = float(b.norm())
     if bnorm == 0:
-        return SolveResult(torch.zeros_like(b), 0, 0.0, True, [0.0])
+        return SolveResult(torch.zeros_like(b), 0, 0.0, True, [0.0], misfit=0.0)
     extra = 0
     if scale is None:
         lam, extra = _power_iteration(matvec, b, 20)
@@ -284,7 +299,7 @@ def lsqr(
     alpha = float(v.norm())
     matvecs = 1
     if beta == 0 or alpha == 0:  # b = 0, or b orthogonal to range(A): x = 0 is optimal
-        return SolveResult(torch.zeros_like(v), 0, 0.0, True, [0.0], matvecs)
+        return SolveResult(torch.zeros_like(v), 0, 0.0, True, [0.0], matvecs, misfit=1.0 if beta > 0 else 0.0)
     max_iter = max_iter or 10 * v.numel()
     _check_tol(tol, max_iter)
     v = v / alpha
@@ -322,8 +337,8 @@ def lsqr(
         history.append(phi_bar * alpha * abs(c) / normar0)
         if history[-1] <= tol or alpha == 0.0:
             break
-    res = relative_residual(matvec, b, x, rmatvec, atb_norm=normar0)
-    return _finish("lsqr", SolveResult(x, it, res, res <= tol, history, matvecs + 2), tol)
+    res, misfit = _least_squares_check(matvec, rmatvec, b, x, normar0)
+    return _finish("lsqr", SolveResult(x, it, res, res <= tol, history, matvecs + 2, misfit), tol)
 
 
 # ---------------------------------------------------------------------------------------- landweber
@@ -376,6 +391,6 @@ def landweber(
         if restarts > max_restarts:
             raise FloatingPointError(f"landweber diverged after {restarts} restarts (normalizer {c})")
         c += normalizer_step
-    res = relative_residual(matvec, b, x, rmatvec, atb_norm=float(x0.norm()) * c**2)
+    res, misfit = _least_squares_check(matvec, rmatvec, b, x, float(x0.norm()) * c**2)
     note = f"(paper's iteration; normalizer {c:g} after {restarts} restarts)"
-    return _finish("landweber", SolveResult(x, it, res, res <= tol, history, matvecs + 2), tol, note)
+    return _finish("landweber", SolveResult(x, it, res, res <= tol, history, matvecs + 2, misfit), tol, note)

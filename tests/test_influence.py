@@ -264,3 +264,22 @@ def test_matrix_free_paths_never_form_a_dense_hessian() -> None:
             assert torch.isfinite(res.delta).all()
     with pytest.raises(MemoryError, match="GiB"):
         gl.influence(obj, g, solver="direct")
+
+
+@pytest.mark.parametrize("solver", ["direct", "lsqr", "landweber"])
+def test_gif_reports_the_share_of_g_it_cannot_cancel(nonconvex: gl.Objective, solver: str) -> None:
+    g = random_vector(nonconvex.num_params, 1)
+    p = random_subset(nonconvex.num_params, 10, 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", gl.ConvergenceWarning)
+        res = gl.generalized_influence(nonconvex, g, p, solver=solver)
+    h = nonconvex.hessian()
+    expected = float((h[:, p] @ res.delta - g).norm() / g.norm())
+    assert abs(res.misfit - expected) < 1e-10 and 0 < res.misfit < 1
+
+
+def test_square_solves_report_misfit_equal_to_residual(convex: gl.Objective) -> None:
+    g = random_vector(convex.num_params, 1)
+    for solver in ("direct", "cg", "minres"):
+        res = gl.influence(convex, g, solver=solver)
+        assert res.misfit == res.residual
