@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from .models import TinyCNN
+from .objective import Data
 
 __all__ = [
     "BackdoorConfig",
@@ -37,8 +38,6 @@ __all__ = [
     "poison",
     "trigger_pattern",
 ]
-
-Data = tuple[torch.Tensor, torch.Tensor]
 
 
 def trigger_pattern(size: int = 4, value: float = 1.0, dtype: torch.dtype = torch.float32) -> torch.Tensor:

@@ -26,6 +26,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
+from .objective import Data as Split
+
 __all__ = [
     "DATA_NAMES",
     "EMBEDDED_FILE",
@@ -36,8 +38,6 @@ __all__ = [
     "load_data",
     "stratified_split",
 ]
-
-Split = tuple[torch.Tensor, torch.Tensor]
 
 
 class _Raw(NamedTuple):

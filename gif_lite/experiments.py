@@ -24,7 +24,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from .influence import frozen_influence, generalized_influence, influence, second_order_influence
-from .objective import Objective
+from .objective import Data as Split
+from .objective import LossFn, Objective
 from .params import apply_update, flat_params, set_flat_params
 from .selection import select
 from .solvers import ConvergenceWarning
@@ -48,8 +49,6 @@ __all__ = [
     "scaled_update",
 ]
 
-Split = tuple[torch.Tensor, torch.Tensor]
-LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 SUBSET_METHODS = ("PIF", "FIF", "GIF")
 
 

@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from .influence import frozen_influence, generalized_influence, influence
-from .objective import Objective
+from .objective import Data, LossFn, Objective
 from .params import flat_params, set_flat_params
 from .selection import select_parameters
 from .tasks import InfluenceProblem, removal_problem
@@ -52,8 +52,6 @@ __all__ = [
     "spearman",
 ]
 
-LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-Data = tuple[torch.Tensor, torch.Tensor]
 Estimator = Callable[[InfluenceProblem, "torch.Tensor | None"], torch.Tensor]
 ESTIMATORS = ("IF", "FIF", "PIF", "GIF")
 

@@ -28,7 +28,10 @@ __all__ = ["HVP_METHODS", "Objective"]
 
 HVP_METHODS = ("reuse", "double_backward", "forward_over_reverse")
 HvpMethod = Literal["auto", "reuse", "double_backward", "forward_over_reverse"]
-Batch = tuple[torch.Tensor, torch.Tensor]
+#: An ``(inputs, targets)`` pair of tensors, and a loss ``loss_fn(outputs, targets) -> batch mean``:
+#: the two shapes every module of gif_lite passes around.
+Data = tuple[torch.Tensor, torch.Tensor]
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 #: Models with more parameters than this refuse a dense Hessian unless ``max_dense_params`` is raised.
 DEFAULT_MAX_DENSE_PARAMS = 20_000
@@ -37,11 +40,11 @@ _STOCHASTIC_LAYERS = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.A
 _NORM_LAYERS = (nn.modules.batchnorm._BatchNorm,)
 
 
-def _as_batches(data: Batch | Iterable[Batch]) -> list[Batch] | Iterable[Batch]:
+def _as_batches(data: Data | Iterable[Data]) -> list[Data] | Iterable[Data]:
     """One ``(inputs, targets)`` pair becomes a one-batch list; re-iterable collections are kept."""
     if isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data):
-        return [cast(Batch, (data[0], data[1]))]
-    batches = cast(Iterable[Batch], data)
+        return [cast(Data, (data[0], data[1]))]
+    batches = cast(Iterable[Data], data)
     if iter(batches) is batches:  # a one-shot iterator: keep its batches so every pass sees them
         return list(batches)
     return batches
@@ -57,8 +60,8 @@ class Objective:
     def __init__(
         self,
         model: nn.Module,
-        loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-        data: Batch | Iterable[Batch],
+        loss_fn: LossFn,
+        data: Data | Iterable[Data],
         weight_decay: float = 0.0,
         hvp_method: HvpMethod = "auto",
         max_dense_params: int = DEFAULT_MAX_DENSE_PARAMS,

@@ -61,6 +61,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .objective import LossFn
 from .params import param_layout, trainable_parameters
 
 __all__ = [
@@ -81,7 +82,6 @@ SELECTION_METHODS: tuple[str, ...] = (
 )
 _LAYER_TYPES = (nn.Linear, nn.Conv2d)
 
-LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 LayerSpec = str | type[nn.Module]
 
 

@@ -13,17 +13,15 @@ In both cases ``theta + delta`` (``delta = H^-1 g``) is the Newton-step predicti
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from .objective import Objective
+from .objective import LossFn, Objective
 
 __all__ = ["InfluenceProblem", "relabel_problem", "removal_problem"]
-
-LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 @dataclass

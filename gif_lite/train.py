@@ -33,6 +33,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from gif_lite.models import reset_parameters
+from gif_lite.objective import Data, LossFn
 
 __all__ = [
     "TINYCNN_RECIPE",
@@ -49,8 +50,6 @@ __all__ = [
     "train_minibatch",
 ]
 
-Data = tuple[torch.Tensor, torch.Tensor]
-LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Trainer = Literal["lbfgs", "minibatch"] | Callable[..., "TrainResult"]
 
 
