@@ -24,9 +24,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from gif_lite.data import load_data
+from gif_lite.data import DataSplits, load_data
 from gif_lite.models import build_model, count_parameters
-from gif_lite.train import TINYCNN_RECIPE, evaluate, train_lbfgs, train_minibatch
+from gif_lite.train import TINYCNN_RECIPE, TrainResult, evaluate, train_lbfgs, train_minibatch
 
 MLP: dict[str, Any] = {
     "sizes": (64, 32, 10),
@@ -48,16 +48,12 @@ def bench_loader() -> dict[str, object]:
     }
 
 
-def bench_tinycnn() -> dict[str, object]:
-    splits = load_data("fashion-mnist-small")
-    model = build_model("tinycnn", seed=0)
-    start = time.perf_counter()
-    result = train_minibatch(
-        model, nn.CrossEntropyLoss(), splits.train, seed=0, progress=False, **TINYCNN_RECIPE
-    )
-    seconds = time.perf_counter() - start
+def _row(
+    name: str, model: nn.Module, splits: DataSplits, seconds: float, result: TrainResult
+) -> dict[str, object]:
+    """One table row: size, training time, accuracies and the final gradient norm of a trained model."""
     return {
-        "row": "TinyCNN fashion-mnist-small (Adam, cosine)",
+        "row": name,
         "params": count_parameters(model),
         "train_s": seconds,
         "val_acc": evaluate(model, splits.val).accuracy,
@@ -65,6 +61,18 @@ def bench_tinycnn() -> dict[str, object]:
         "grad_norm": result.grad_norm,
         "steps": result.iterations,
     }
+
+
+def bench_tinycnn() -> dict[str, object]:
+    splits = load_data("fashion-mnist-small")
+    model = build_model("tinycnn", seed=0)
+    start = time.perf_counter()
+    result = train_minibatch(
+        model, nn.CrossEntropyLoss(), splits.train, seed=0, progress=False, **TINYCNN_RECIPE
+    )
+    return _row(
+        "TinyCNN fashion-mnist-small (Adam, cosine)", model, splits, time.perf_counter() - start, result
+    )
 
 
 def bench_mlp() -> dict[str, object]:
@@ -75,16 +83,9 @@ def bench_mlp() -> dict[str, object]:
         model, nn.CrossEntropyLoss(), splits.train, weight_decay=MLP["weight_decay"], tol=MLP["tol"],
         max_iter=MLP["max_iter"], progress=False,
     )  # fmt: skip
-    seconds = time.perf_counter() - start
-    return {
-        "row": "MLP 64-32-10 tanh digits (L-BFGS, float64)",
-        "params": count_parameters(model),
-        "train_s": seconds,
-        "val_acc": evaluate(model, splits.val).accuracy,
-        "test_acc": evaluate(model, splits.test).accuracy,
-        "grad_norm": result.grad_norm,
-        "steps": result.iterations,
-    }
+    return _row(
+        "MLP 64-32-10 tanh digits (L-BFGS, float64)", model, splits, time.perf_counter() - start, result
+    )
 
 
 def _fmt(value: object, kind: str) -> str:
