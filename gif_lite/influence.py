@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -195,21 +195,11 @@ def projected_influence(
     **solver_kwargs: Any,
 ) -> InfluenceResult:
     """PIF: ``delta = ((H + damping I)^-1 g)[P]``, full influence restricted to the subset."""
-    p = check_subset(subset, obj.num_params) if isinstance(obj, Objective) else subset
+    _prepare(obj, g, damping, solver, S.SQUARE_SOLVERS)  # every input is checked before the solve
+    p = check_subset(subset, obj.num_params)
     res = influence(obj, g, solver=solver, damping=damping, tol=tol, max_iter=max_iter, **solver_kwargs)
-    assert isinstance(p, torch.Tensor)
     p = p.to(res.delta.device)
-    return InfluenceResult(
-        delta=res.delta[p],
-        iterations=res.iterations,
-        residual=res.residual,
-        converged=res.converged,
-        solver=res.solver,
-        hvps=res.hvps,
-        subset=p,
-        history=res.history,
-        misfit=res.misfit,
-    )
+    return replace(res, delta=res.delta[p], subset=p)
 
 
 def generalized_influence(
