@@ -39,6 +39,7 @@ def test_committed_from_one_clean_run(path: Path) -> None:
     counts = [c.get("execution_count") for c in nb["cells"] if c["cell_type"] == "code"]
     assert counts == list(range(1, len(counts) + 1)), "execution counts must be 1..n: run on a fresh kernel"
     for cell in nb["cells"]:
+        assert "execution" not in cell["metadata"], "strip the per-cell execution timestamps"
         for out in cell.get("outputs", []):
             assert out["output_type"] != "error", "a stored error output"
     widgets = nb.get("metadata", {}).get("widgets", {})
