@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/selection.py [--ratio 0.05] [--batch 256] [--repeats 30] [--threads 2]
 
-Model: ``gif_lite.models.TinyCNN`` (default size, 11,018 parameters); inputs: the first ``--batch``
+Model: ``gif_lite.book.models.TinyCNN`` (default size, 11,018 parameters); inputs: the first ``--batch``
 training images of the embedded ``fashion-mnist-small`` set (random-normal 1x28x28 images if it cannot
 be loaded), cross-entropy loss.  Times are medians of ``--repeats`` rounds after warm-up rounds; each
 round runs the baseline and every method once, and a method's ratio is the median over rounds of its
@@ -20,7 +20,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from gif_lite.models import TinyCNN
+from gif_lite.book.models import TinyCNN
 from gif_lite.selection import SELECTION_METHODS, select
 
 
@@ -42,7 +42,7 @@ def _interleaved_times(
 
 def _batch(n: int) -> tuple[torch.Tensor, torch.Tensor, str]:
     try:
-        from gif_lite.data import load_data
+        from gif_lite.book.data import load_data
 
         x, y = load_data("fashion-mnist-small").train
         return x[:n], y[:n], "fashion-mnist-small (first training images)"

@@ -17,8 +17,8 @@ import torch
 from torch.nn import functional as F
 
 import gif_lite as gl
-from gif_lite.data import load_data
-from gif_lite.models import MLP, TinyCNN
+from gif_lite.book.data import load_data
+from gif_lite.book.models import MLP, TinyCNN
 from gif_lite.train import train_lbfgs
 
 

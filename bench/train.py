@@ -24,8 +24,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from gif_lite.data import DataSplits, load_data
-from gif_lite.models import build_model, count_parameters
+from gif_lite.book.data import DataSplits, load_data
+from gif_lite.book.models import build_model
+from gif_lite.params import count_parameters
 from gif_lite.train import TINYCNN_RECIPE, TrainResult, evaluate, train_lbfgs, train_minibatch
 
 MLP: dict[str, Any] = {

@@ -17,8 +17,10 @@ __all__ = [
     "ParamLayout",
     "apply_update",
     "check_subset",
+    "count_parameters",
     "flat_params",
     "param_layout",
+    "reset_parameters",
     "set_flat_params",
     "trainable_parameters",
 ]
@@ -27,6 +29,26 @@ __all__ = [
 def trainable_parameters(model: nn.Module) -> list[nn.Parameter]:
     """The parameters that influence acts on: ``requires_grad`` ones, in ``parameters()`` order."""
     return [p for p in model.parameters() if p.requires_grad]
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters (the length of the contract's flat vector)."""
+    return sum(p.numel() for p in trainable_parameters(model))
+
+
+def reset_parameters(model: nn.Module, seed: int | None = None) -> nn.Module:
+    """Re-initialise every submodule that has ``reset_parameters``, in ``modules()`` order, in place.
+
+    With ``seed`` the draw is reproducible and the global RNG is left as it was.
+    """
+    with torch.random.fork_rng(devices=[]):
+        if seed is not None:
+            torch.manual_seed(seed)
+        for module in model.modules():
+            reset = getattr(module, "reset_parameters", None)
+            if module is not model and callable(reset):
+                reset()
+    return model
 
 
 @dataclass(frozen=True)

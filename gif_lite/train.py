@@ -32,8 +32,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from gif_lite.models import reset_parameters
-from gif_lite.objective import Data, LossFn
+from .objective import Data, LossFn
+from .params import reset_parameters
 
 __all__ = [
     "TINYCNN_RECIPE",

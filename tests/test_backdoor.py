@@ -8,7 +8,7 @@ from torch import nn
 from torch.nn import functional as F
 
 import gif_lite as gl
-from gif_lite.backdoor import (
+from gif_lite.book.backdoor import (
     add_trigger,
     attack_success_rate,
     paper_config,

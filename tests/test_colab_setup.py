@@ -49,7 +49,7 @@ def test_setup_cell_installs_gif_lite_in_a_fresh_environment(tmp_path: Path) -> 
     cell = _setup_source(CHAPTERS[0]).replace(url.group(0), str(ROOT))
     check = (
         "\nimport gif_lite, torch\n"
-        "from gif_lite.data import load_data\n"
+        "from gif_lite.book.data import load_data\n"
         "assert 'gif-book' in gif_lite.__file__, gif_lite.__file__\n"
         "print(load_data('fashion-mnist-small').sizes())\n"
     )

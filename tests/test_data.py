@@ -1,4 +1,4 @@
-"""Tests of the embedded data file, its build script and gif_lite.data's loaders."""
+"""Tests of the embedded data file, its build script and gif_lite.book.data's loaders."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import torch
 
-from gif_lite import data as gdata
-from gif_lite.data import DataIntegrityError, load_data, stratified_split
+from gif_lite.book import data as gdata
+from gif_lite.book.data import DataIntegrityError, load_data, stratified_split
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = ROOT / "data"

@@ -1,4 +1,4 @@
-"""Tests of gif_lite.experiments: scores, distances, the step search, the method loop, paper configs."""
+"""Tests of gif_lite.book.experiments: scores, distances, the step search, the method loop, paper configs."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from torch import nn
 from torch.nn import functional as F
 
 import gif_lite as gl
-from gif_lite import experiments as ex
+from gif_lite.book import experiments as ex
 
 
 def _data(n: int = 120, d: int = 6, k: int = 3, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

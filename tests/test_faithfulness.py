@@ -1,4 +1,4 @@
-"""gif_lite.faithfulness: groups, estimators, the effect loop and the correlation table."""
+"""gif_lite.book.faithfulness: groups, estimators, the effect loop and the correlation table."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import torch
 from torch.nn import functional as F
 
 import gif_lite as gl
-from gif_lite import faithfulness as fa
-from gif_lite import toy
-from gif_lite.faithfulness import (
+from gif_lite.book import faithfulness as fa
+from gif_lite.book import toy
+from gif_lite.book.faithfulness import (
     EffectRow,
     Group,
     correlation_table,
@@ -22,7 +22,7 @@ from gif_lite.faithfulness import (
     pearson,
     spearman,
 )
-from gif_lite.models import MLP
+from gif_lite.book.models import MLP
 from gif_lite.train import train_lbfgs
 
 WD = 0.1

@@ -1,4 +1,4 @@
-"""Tests of gif_lite.models: shapes, sizes, allowed layers, the registry and seeded initialisation."""
+"""Tests of gif_lite.book.models: shapes, sizes, allowed layers, the registry and seeded initialisation."""
 
 from __future__ import annotations
 
@@ -6,18 +6,16 @@ import pytest
 import torch
 from torch import nn
 
-from gif_lite.models import (
+from gif_lite.book.models import (
     MLP,
     MODELS,
     LogisticRegression,
     TinyCNN,
     build_model,
-    count_parameters,
-    reset_parameters,
     resnet18,
     vgg11,
 )
-from gif_lite.params import flat_params
+from gif_lite.params import count_parameters, flat_params, reset_parameters
 
 SMALL_LAYERS = (nn.Conv2d, nn.Linear, nn.ReLU, nn.Tanh, nn.Flatten, nn.Sequential)
 

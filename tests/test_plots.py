@@ -1,4 +1,4 @@
-"""Smoke tests of gif_lite.plots (matplotlib Agg): fractions per neuron and one panel per layer."""
+"""Smoke tests of gif_lite.book.plots (matplotlib Agg): fractions per neuron and one panel per layer."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 import torch
 from torch import nn
 
-from gif_lite.models import TinyCNN
-from gif_lite.plots import neuron_fractions, plot_selection
+from gif_lite.book.models import TinyCNN
+from gif_lite.book.plots import neuron_fractions, plot_selection
 from gif_lite.selection import select
 
 CE = nn.CrossEntropyLoss()

@@ -7,8 +7,8 @@ from torch import nn
 from torch.nn import functional as F
 
 import gif_lite as gl
-from gif_lite.data import load_data
-from gif_lite.models import LogisticRegression
+from gif_lite.book.data import load_data
+from gif_lite.book.models import LogisticRegression
 from gif_lite.train import retrain_without, train_lbfgs
 
 WD = 1e-2

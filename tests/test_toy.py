@@ -1,4 +1,4 @@
-"""gif_lite.toy: closed-form ridge regression against autograd, the data generator, the loss grid."""
+"""gif_lite.book.toy: closed-form ridge regression against autograd, the data generator, the loss grid."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import gif_lite as gl
-from gif_lite import toy
+from gif_lite.book import toy
 
 
 @pytest.fixture

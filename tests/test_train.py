@@ -1,4 +1,4 @@
-"""Tests of gif_lite.train (trainers, evaluation, retraining) and gif_lite.checkpoints."""
+"""Tests of gif_lite.train (trainers, evaluation, retraining) and gif_lite.book.checkpoints."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from gif_lite import checkpoints as ck
+from gif_lite.book import checkpoints as ck
 from gif_lite import train as gt
-from gif_lite.data import load_data
-from gif_lite.models import build_model
+from gif_lite.book.data import load_data
+from gif_lite.book.models import build_model
 from gif_lite.params import flat_params
 
 CE = nn.CrossEntropyLoss()

@@ -23,14 +23,14 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .influence import frozen_influence, generalized_influence, influence, second_order_influence
-from .objective import Data as Split
-from .objective import LossFn, Objective
-from .params import apply_update, flat_params, set_flat_params
-from .selection import select
-from .solvers import ConvergenceWarning
-from .tasks import removal_problem
-from .train import TrainingWarning, evaluate, train_lbfgs, train_minibatch
+from ..influence import frozen_influence, generalized_influence, influence, second_order_influence
+from ..objective import Data as Split
+from ..objective import LossFn, Objective
+from ..params import apply_update, flat_params, set_flat_params
+from ..selection import select
+from ..solvers import ConvergenceWarning
+from ..tasks import removal_problem
+from ..train import TrainingWarning, evaluate, train_lbfgs, train_minibatch
 
 __all__ = [
     "PAPER_CONFIGS",

@@ -19,7 +19,7 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from .selection import LayerSelection, Selection
+from ..selection import LayerSelection, Selection
 
 __all__ = ["neuron_fractions", "plot_selection"]
 

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from .models import TinyCNN
-from .objective import Data
+from ..objective import Data
 
 __all__ = [
     "BackdoorConfig",
@@ -159,7 +159,7 @@ class BackdoorConfig:
 def paper_config(name: str = "mnist-tinynet") -> BackdoorConfig:
     """The paper's Table 3 setting: MNIST, a TinyNet-like CNN, 10% poisoned, 5% of the parameters.
 
-    The paper's TinyNet is not specified beyond its name; :class:`~gif_lite.models.TinyCNN` with its
+    The paper's TinyNet is not specified beyond its name; :class:`~gif_lite.book.models.TinyCNN` with its
     default channels (8, 16, 32), 11,018 parameters, stands in for it.  The Hessian uses 512
     training examples (the paper uses one 512-image batch).  ``device`` is ``"cuda"`` when available.
     """

@@ -31,11 +31,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from .influence import frozen_influence, generalized_influence, influence
-from .objective import Data, LossFn, Objective
-from .params import flat_params, set_flat_params
-from .selection import select_parameters
-from .tasks import InfluenceProblem, removal_problem
+from ..influence import frozen_influence, generalized_influence, influence
+from ..objective import Data, LossFn, Objective
+from ..params import flat_params, set_flat_params
+from ..selection import select_parameters
+from ..tasks import InfluenceProblem, removal_problem
 
 __all__ = [
     "ESTIMATORS",

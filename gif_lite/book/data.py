@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from .objective import Data as Split
+from ..objective import Data as Split
 
 __all__ = [
     "DATA_NAMES",

@@ -21,8 +21,6 @@ __all__ = [
     "LogisticRegression",
     "TinyCNN",
     "build_model",
-    "count_parameters",
-    "reset_parameters",
     "resnet18",
     "vgg11",
 ]
@@ -34,26 +32,6 @@ ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "softplus": nn.Softplus,
     "gelu": nn.GELU,
 }
-
-
-def count_parameters(model: nn.Module) -> int:
-    """Number of trainable parameters (the length of the contract's flat vector)."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
-
-
-def reset_parameters(model: nn.Module, seed: int | None = None) -> nn.Module:
-    """Re-initialise every submodule that has ``reset_parameters``, in ``modules()`` order, in place.
-
-    With ``seed`` the draw is reproducible and the global RNG is left as it was.
-    """
-    with torch.random.fork_rng(devices=[]):
-        if seed is not None:
-            torch.manual_seed(seed)
-        for module in model.modules():
-            reset = getattr(module, "reset_parameters", None)
-            if module is not model and callable(reset):
-                reset()
-    return model
 
 
 class LogisticRegression(nn.Module):
