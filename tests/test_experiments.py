@@ -146,3 +146,73 @@ def test_paper_configs_build_on_cpu(name: str) -> None:
     assert cfg.device == "cuda" and cfg.hessian_batch == 512
     with pytest.raises(ValueError):
         ex.paper_config("imagenet")
+
+
+# ------------------------------------------------------------------------------- GIF's directions
+def _trained_setup() -> tuple[nn.Module, ex.RemovalSetup, torch.Tensor]:
+    x, y = _data()
+    model = _model()
+    gl.train.train_lbfgs(model, F.cross_entropy, (x, y), weight_decay=1e-2, tol=1e-8, max_iter=500)
+    setup = ex.removal_setup(model, (x, y), [0], n_hessian=60, weight_decay=1e-2)
+    p = torch.tensor([0, 2, 5, 9, 13, 20, 31, 40, 44])
+    return model, setup, p
+
+
+def test_cosine() -> None:
+    a = torch.tensor([1.0, 0.0])
+    assert ex.cosine(a, torch.tensor([2.0, 0.0])) == pytest.approx(1.0)
+    assert ex.cosine(a, torch.tensor([-1.0, 1.0])) == pytest.approx(-(0.5**0.5))
+    assert ex.cosine(a, torch.zeros(2)) == 0.0
+    with pytest.raises(ValueError, match="one shape"):
+        ex.cosine(a, torch.ones(3))
+
+
+def test_tikhonov_gif_matches_dense() -> None:
+    _, setup, p = _trained_setup()
+    a = setup.obj.hessian()[:, p]
+    for gamma in (0.0, 0.05):
+        d = ex.tikhonov_gif(setup.obj, setup.g, p, gamma, tol=1e-12)
+        dense = torch.linalg.solve(a.T @ a + gamma**2 * torch.eye(p.numel(), dtype=a.dtype), a.T @ setup.g)
+        assert torch.allclose(d.delta, dense, rtol=1e-6, atol=1e-10)
+        assert d.misfit == pytest.approx(float((a @ dense - setup.g).norm() / setup.g.norm()), rel=1e-6)
+    with pytest.raises(ValueError, match="gamma"):
+        ex.tikhonov_gif(setup.obj, setup.g, p, -1.0)
+
+
+def test_gif_directions_family() -> None:
+    _, setup, p = _trained_setup()
+    h = setup.obj.hessian()
+    dirs = ex.gif_directions(setup.obj, setup.g, p, landweber_iters=30, lsqr_iters=(1, 2, 4), gammas=(0.1,), tol=1e-10)
+    by = {d.name: d for d in dirs}
+    assert list(by) == ["H[P,:] g", "paper (30 steps)", "LSQR 1", "LSQR 2", "LSQR 4", "LSQR converged", "Tikhonov 0.1"]
+    assert torch.allclose(by["H[P,:] g"].delta, (h @ setup.g)[p])
+    exact = torch.linalg.pinv(h[:, p]) @ setup.g
+    assert torch.allclose(by["LSQR converged"].delta, exact, rtol=1e-6, atol=1e-10)
+    # one LSQR step is the first term, rescaled: x_1 is a multiple of A^T g
+    assert ex.cosine(by["LSQR 1"].delta, by["H[P,:] g"].delta) == pytest.approx(1.0, abs=1e-10)
+    # LSQR's misfit never grows with the iterations, and the converged solve has the least of all
+    m = [by[k].misfit for k in ("LSQR 1", "LSQR 2", "LSQR 4", "LSQR converged")]
+    assert all(b <= a + 1e-12 for a, b in zip(m, m[1:], strict=False))
+    assert all(by["LSQR converged"].misfit <= d.misfit + 1e-9 for d in dirs)
+    assert by["paper (30 steps)"].hvps > 0 and by["H[P,:] g"].hvps == 2
+
+
+def test_paper_step_search_walks_and_restores() -> None:
+    model = _model()
+    theta = gl.flat_params(model)
+    p = torch.tensor([1])
+    target = float(theta[1]) + 0.3  # removal accuracy drops to 0 once theta[1] moved by 0.3
+
+    def scores(m: nn.Module) -> dict[str, float]:
+        moved = float(gl.flat_params(m)[1]) - float(theta[1])
+        a = 0.0 if moved >= 0.3 - 1e-9 else 1.0 - moved
+        return {"acc_removed": a, "acc_rest": 0.9, "f1": ex.removal_f1(min(a, 1.0), 0.9) - abs(moved - 0.2)}
+
+    norm, best, path = ex.paper_step_search(model, torch.tensor([2.0], dtype=torch.float64), p, scores, increment=0.03, fine_above=None)
+    steps = [r["step"] for r in path]
+    assert steps[:3] == pytest.approx([0.03, 0.06, 0.09])
+    assert path[-1]["acc_removed"] == 0.0 and len(path) == 10  # stopped once the class was forgotten
+    assert best == max(r["f1"] for r in path) and norm == pytest.approx(steps[[r["f1"] for r in path].index(best)])
+    assert torch.equal(gl.flat_params(model), theta)
+    with pytest.raises(ValueError):
+        ex.paper_step_search(model, torch.ones(1), p, scores, increment=0.0)

@@ -14,6 +14,7 @@ influence on one removal and returns one row per (method, ratio), raw and step-p
 from __future__ import annotations
 
 import copy
+import math
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ from ..objective import Data as Split
 from ..objective import LossFn, Objective
 from ..params import apply_update, flat_params, set_flat_params
 from ..selection import select
-from ..solvers import ConvergenceWarning
+from ..solvers import ConvergenceWarning, lsqr
 from ..tasks import removal_problem
 from ..train import TrainingWarning, evaluate, train_lbfgs, train_minibatch
 
@@ -36,17 +37,22 @@ __all__ = [
     "PAPER_CONFIGS",
     "PaperConfig",
     "RemovalSetup",
+    "Direction",
     "apply_copy",
     "best_step",
     "compare_methods",
+    "cosine",
     "fit",
+    "gif_directions",
     "mean_kl",
     "paper_config",
+    "paper_step_search",
     "prediction_agreement",
     "removal_f1",
     "removal_scores",
     "removal_setup",
     "scaled_update",
+    "tikhonov_gif",
 ]
 
 SUBSET_METHODS = ("PIF", "FIF", "GIF")
@@ -186,6 +192,9 @@ def _estimates(
         out.append(Estimate("gradient", 1.0, None, g.clone(), 0))
     if second_order is not None:
         full_obj, group_obj, fraction = second_order
+        if "first-order" in methods:  # q H^-1 g_U on the full-data H: second order's first term
+            r = _quiet(influence, full_obj, g, max_iter=max_iter)
+            out.append(Estimate("first-order", 1.0, None, r.delta, r.hvps))
         so = _quiet(second_order_influence, full_obj, group_obj, fraction, max_iter=max_iter)
         out.append(Estimate("second-order", 1.0, None, so.delta, so.hvps))
     for ratio in ratios:
@@ -241,7 +250,9 @@ def compare_methods(
 ) -> list[dict[str, Any]]:
     """Run IF (all parameters), PIF/FIF/GIF at each ratio of ``selection``, and second-order influence.
 
-    ``methods`` may also hold ``"gradient"``: the Hessian-free control ``delta = g`` on all parameters.
+    ``methods`` may also hold ``"gradient"``: the Hessian-free control ``delta = g`` on all parameters,
+    and ``"first-order"``: ``H^-1 g`` with the *full-data* Hessian of ``second_order`` (the first term of
+    second-order influence, so the two orders are compared on one Hessian; IF uses the retained one).
 
     ``obj`` is the objective whose Hessian ``H`` the estimators use and ``g`` the removal's right-hand
     side; ``group`` the removed examples (they drive the selection); ``second_order`` is
@@ -252,9 +263,13 @@ def compare_methods(
     with ``reference`` (the retrained model) on test; ``residual = ||H delta - g|| / ||g||``.  PIF slices
     the one IF solve, so its ``hvps`` are IF's.
     """
-    unknown = set(methods) - {"IF", "gradient", *SUBSET_METHODS}
+    unknown = set(methods) - {"IF", "gradient", "first-order", *SUBSET_METHODS}
     if unknown:
-        raise ValueError(f"unknown methods {sorted(unknown)}; valid: IF, gradient, PIF, FIF, GIF")
+        raise ValueError(
+            f"unknown methods {sorted(unknown)}; valid: IF, gradient, first-order, PIF, FIF, GIF"
+        )
+    if "first-order" in methods and second_order is None:
+        raise ValueError("method 'first-order' needs second_order=(full objective, group objective, m / n)")
     work = copy.deepcopy(model)  # HVP graphs of obj stay on `model`; the step search writes on `work`
     rows: list[dict[str, Any]] = []
     for est in _estimates(model, obj, g, group, loss_fn, ratios, selection, methods, max_iter, second_order):
@@ -388,3 +403,152 @@ def paper_config(name: str) -> PaperConfig:
     if name not in PAPER_CONFIGS:
         raise ValueError(f"unknown paper config {name!r}; valid: {', '.join(PAPER_CONFIGS)}")
     return PAPER_CONFIGS[name]
+
+
+# --------------------------------------------------------------------------------------------------
+# GIF's direction: the paper's iteration, truncated solves and Tikhonov-regularised least squares
+
+
+def cosine(a: torch.Tensor, b: torch.Tensor) -> float:
+    """``a . b / (||a|| ||b||)`` in float64; 0 when either vector is zero."""
+    if a.shape != b.shape:
+        raise ValueError(f"cosine needs two vectors of one shape, got {tuple(a.shape)} and {tuple(b.shape)}")
+    a, b = a.detach().double().flatten(), b.detach().double().to(a.device).flatten()
+    den = float(a.norm() * b.norm())
+    return 0.0 if den == 0.0 else float(a @ b) / den
+
+
+@dataclass
+class Direction:
+    """A candidate GIF update on P: ``family`` (series, landweber, lsqr, tikhonov), its knob, delta, misfit.
+
+    ``misfit = ||H[:,P] delta - g|| / ||g||`` (the share of g the update leaves uncancelled, unscaled).
+    """
+
+    name: str
+    family: str
+    knob: float
+    delta: torch.Tensor
+    misfit: float
+    hvps: int
+
+
+def _misfit(obj: Objective, g: torch.Tensor, subset: torch.Tensor, delta: torch.Tensor) -> float:
+    full = torch.zeros(obj.num_params, dtype=obj.dtype, device=obj.device)
+    full[subset.to(obj.device)] = delta.to(obj.device, obj.dtype)
+    return float((obj.hvp(full) - g).norm() / g.norm())
+
+
+def tikhonov_gif(
+    obj: Objective, g: torch.Tensor, subset: torch.Tensor, gamma: float, *, tol: float = 1e-6
+) -> Direction:
+    """``argmin_x ||H[:,P] x - g||^2 + gamma^2 ||x||^2``: LSQR on ``[H[:,P]; gamma I] x = [g; 0]``.
+
+    ``gamma = 0`` is GIF itself (the minimum-norm least-squares solution); a larger ``gamma`` shrinks
+    the directions of small singular values of ``H[:,P]``, as stopping LSQR early does.
+    """
+    if not gamma >= 0.0:
+        raise ValueError(f"gamma must be >= 0, got {gamma}")
+    g = g.detach().to(obj.device, obj.dtype)
+    p = subset.to(obj.device)
+    n, start = obj.num_params, obj.hvp_calls
+
+    def matvec(x: torch.Tensor) -> torch.Tensor:
+        full = torch.zeros(n, dtype=x.dtype, device=x.device)
+        full[p] = x
+        return torch.cat([obj.hvp(full), gamma * x])
+
+    def rmatvec(y: torch.Tensor) -> torch.Tensor:
+        return obj.hvp(y[:n])[p] + gamma * y[n:]
+
+    b = torch.cat([g, torch.zeros(p.numel(), dtype=g.dtype, device=g.device)])
+    sol = _quiet(lsqr, matvec, rmatvec, b, tol=tol, max_iter=4 * p.numel())
+    return Direction(
+        f"Tikhonov {gamma:g}", "tikhonov", gamma, sol.x, _misfit(obj, g, p, sol.x), obj.hvp_calls - start
+    )
+
+
+def gif_directions(
+    obj: Objective,
+    g: torch.Tensor,
+    subset: torch.Tensor,
+    *,
+    landweber_iters: int = 30,
+    normalizer_step: float = 3.0,
+    lsqr_iters: Sequence[int] = (1, 2, 3, 5, 10),
+    gammas: Sequence[float] = (),
+    tol: float | None = None,
+) -> list[Direction]:
+    """Candidate GIF updates on ``subset``, from the first term of the series to the converged solve.
+
+    * ``H[P,:] g``: the first term of the paper's series (its iteration's first iterate, up to scale);
+    * the paper's iteration (:func:`gif_lite.solvers.landweber`) for ``landweber_iters`` steps with the
+      paper's step test ``tol = 1e-9`` and normalizer increment ``normalizer_step``;
+    * LSQR stopped after each of ``lsqr_iters`` iterations, and LSQR to ``tol`` (exact GIF);
+    * Tikhonov-regularised least squares for each ``gamma`` in ``gammas`` (:func:`tikhonov_gif`).
+    """
+    g = g.detach().to(obj.device, obj.dtype)
+    p = subset.to(obj.device)
+    out: list[Direction] = []
+    start = obj.hvp_calls
+    first = obj.hvp(g)[p]
+    out.append(Direction("H[P,:] g", "series", 0.0, first, _misfit(obj, g, p, first), obj.hvp_calls - start))
+    r = _quiet(
+        generalized_influence, obj, g, p, solver="landweber", max_iter=landweber_iters, tol=1e-9,
+        step_tol=1e-9, normalizer_step=normalizer_step,
+    )  # fmt: skip
+    out.append(Direction(f"paper ({landweber_iters} steps)", "landweber", landweber_iters, r.delta, r.misfit, r.hvps))
+    for k in lsqr_iters:
+        r = _quiet(generalized_influence, obj, g, p, max_iter=int(k), tol=1e-12)
+        out.append(Direction(f"LSQR {k}", "lsqr", float(k), r.delta, r.misfit, r.hvps))
+    r = _quiet(generalized_influence, obj, g, p, tol=tol)
+    out.append(Direction("LSQR converged", "lsqr", math.inf, r.delta, r.misfit, r.hvps))
+    out.extend(tikhonov_gif(obj, g, p, float(gamma)) for gamma in gammas)
+    return out
+
+
+def paper_step_search(
+    model: nn.Module,
+    delta: torch.Tensor,
+    subset: torch.Tensor | None,
+    scores_fn: Callable[[nn.Module], dict[str, float]],
+    *,
+    increment: float = 0.03,
+    max_steps: int = 200,
+    fine_above: float | None = 0.85,
+    stop_removed: float = 1e-4,
+    stop_rest: float = 0.8,
+    boost_after: int = 20,
+) -> tuple[float, float, list[dict[str, float]]]:
+    """The GIF paper's step search: walk along ``delta / ||delta||`` and keep the best F1 seen.
+
+    Each step adds ``increment`` to the norm of the update (a third of it once the F1 reaches
+    ``fine_above``; fivefold from step ``boost_after`` on if the best F1 is still below 0.2).  The walk
+    stops when the accuracy on the removed class falls below ``stop_removed``, the accuracy on the rest
+    below ``stop_rest``, or after ``max_steps`` steps.  ``scores_fn(model)`` returns
+    :func:`removal_scores`; give it a validation split (the paper scored the test set).  Returns the
+    best norm, its F1 and the path; ``model`` is restored.
+    """
+    if increment <= 0 or max_steps < 1:
+        raise ValueError(f"increment must be > 0 and max_steps >= 1, got {increment} and {max_steps}")
+    theta, unit = flat_params(model), scaled_update(delta, 1.0)
+    path: list[dict[str, float]] = []
+    norm, best, best_norm, scale, last_f1 = 0.0, -1.0, 0.0, 1.0, 0.0
+    try:
+        for count in range(1, max_steps + 1):
+            fine = fine_above is not None and last_f1 >= fine_above
+            norm += increment * scale / (3.0 if fine else 1.0)
+            apply_update(model, unit, subset, norm)
+            s = scores_fn(model)
+            set_flat_params(model, theta)
+            last_f1 = s["f1"]
+            path.append({"step": norm, **s})
+            if last_f1 > best:
+                best, best_norm = last_f1, norm
+            if s["acc_removed"] < stop_removed or s["acc_rest"] < stop_rest:
+                break
+            if count >= boost_after and best < 0.2:
+                scale = 5.0
+    finally:
+        set_flat_params(model, theta)
+    return best_norm, best, path
