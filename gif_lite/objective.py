@@ -16,22 +16,19 @@ numbers (a test checks each against the dense Hessian):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Literal, cast
 
 import torch
 from torch import nn
 
-from .params import _check_vector, flat_params, trainable_parameters
+from .params import check_vector, flat_params, trainable_parameters
+from .types import Data, LossFn
 
-__all__ = ["HVP_METHODS", "Objective"]
+__all__ = ["DEFAULT_MAX_DENSE_PARAMS", "HVP_METHODS", "HvpMethod", "Objective"]
 
 HVP_METHODS = ("reuse", "double_backward", "forward_over_reverse")
 HvpMethod = Literal["auto", "reuse", "double_backward", "forward_over_reverse"]
-#: An ``(inputs, targets)`` pair of tensors, and a loss ``loss_fn(outputs, targets) -> batch mean``:
-#: the two shapes every module of gif_lite passes around.
-Data = tuple[torch.Tensor, torch.Tensor]
-LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 #: Models with more parameters than this refuse a dense Hessian unless ``max_dense_params`` is raised.
 DEFAULT_MAX_DENSE_PARAMS = 20_000
@@ -227,7 +224,7 @@ class Objective:
 
     def hvp(self, v: torch.Tensor) -> torch.Tensor:
         """H v, with H the Hessian of L at the current parameters (weight decay included)."""
-        _check_vector(v, self.num_params, "v")
+        check_vector(v, self.num_params, "v")
         v = v.to(self.device, self.dtype)
         if self.hvp_method == "reuse":
             hv = self._hvp_reuse(v)
