@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -110,10 +111,10 @@ def test_compare_methods_rows() -> None:
     gl.train.train_lbfgs(model, F.cross_entropy, (x, y), weight_decay=1e-2, tol=1e-8, max_iter=500)
     setup = ex.removal_setup(model, (x, y), [0], n_hessian=60, weight_decay=1e-2)
     theta = gl.flat_params(model)
+    assert setup.model is model and setup.removed == (0,)
     rows = ex.compare_methods(
-        model, setup.obj, setup.g, setup.examples, [0], (x, y), (x, y), ratios=(0.2, 1.0),
-        steps=(0.1, 1.0), max_iter=200, reference=model, second_order=setup.second_order,
-        methods=("IF", "gradient", "PIF", "FIF", "GIF"),
+        setup, (x, y), (x, y), ratios=(0.2, 1.0), steps=(0.1, 1.0), max_iter=200, reference=model,
+        methods=("GIF", "FIF", "PIF", "second-order", "gradient", "IF"),  # rows come in a fixed order
     )  # fmt: skip
     assert torch.equal(gl.flat_params(model), theta)
     assert [(r["method"], r["ratio"]) for r in rows] == [
@@ -131,21 +132,9 @@ def test_compare_methods_rows() -> None:
     assert by[("GIF", 0.2)]["residual"] <= by[("FIF", 0.2)]["residual"] + 1e-9  # GIF minimises it
     assert by[("GIF", 0.2)]["params"] < by[("GIF", 1.0)]["params"]
     with pytest.raises(ValueError):
-        ex.compare_methods(model, setup.obj, setup.g, setup.examples, [0], (x, y), (x, y), methods=("XIF",))
-
-
-@pytest.mark.parametrize("name", sorted(ex.PAPER_CONFIGS))
-def test_paper_configs_build_on_cpu(name: str) -> None:
-    cfg = ex.paper_config(name)
-    model = cfg.build(seed=0).eval()
-    channels = cfg.model_kwargs["in_channels"]
-    side = 32 if cfg.data == "cifar10" else 28
-    with torch.no_grad():
-        out = model(torch.zeros(2, channels, side, side))
-    assert out.shape == (2, 10)
-    assert cfg.device == "cuda" and cfg.hessian_batch == 512
-    with pytest.raises(ValueError):
-        ex.paper_config("imagenet")
+        ex.compare_methods(setup, (x, y), (x, y), methods=("XIF",))
+    no_second = ex.compare_methods(setup, (x, y), (x, y), ratios=(0.2,), steps=(1.0,), methods=("IF", "GIF"))
+    assert [r["method"] for r in no_second] == ["IF", "GIF"]
 
 
 # ------------------------------------------------------------------------------- GIF's directions
@@ -156,6 +145,28 @@ def _trained_setup() -> tuple[nn.Module, ex.RemovalSetup, torch.Tensor]:
     setup = ex.removal_setup(model, (x, y), [0], n_hessian=60, weight_decay=1e-2)
     p = torch.tensor([0, 2, 5, 9, 13, 20, 31, 40, 44])
     return model, setup, p
+
+
+def test_first_order_uses_the_full_data_hessian() -> None:
+    x, y = _data()
+    _, setup, _ = _trained_setup()
+    rows = ex.compare_methods(
+        setup,
+        (x, y),
+        (x, y),
+        ratios=(),
+        steps=(1.0,),
+        methods=("IF", "first-order", "second-order"),
+        max_iter=500,
+    )
+    assert [r["method"] for r in rows] == ["IF", "first-order", "second-order"]
+    full = setup.second_order[0]
+    dense = torch.linalg.solve(full.hessian(), setup.g)
+    direct = setup.obj.hessian()
+    by = {r["method"]: r for r in rows}
+    assert by["first-order"]["norm"] == pytest.approx(float(dense.norm()), rel=1e-6)
+    assert by["IF"]["norm"] == pytest.approx(float(torch.linalg.solve(direct, setup.g).norm()), rel=1e-6)
+    assert abs(by["first-order"]["norm"] - by["IF"]["norm"]) > 1e-6  # two Hessians, two answers
 
 
 def test_cosine() -> None:
@@ -182,9 +193,19 @@ def test_tikhonov_gif_matches_dense() -> None:
 def test_gif_directions_family() -> None:
     _, setup, p = _trained_setup()
     h = setup.obj.hessian()
-    dirs = ex.gif_directions(setup.obj, setup.g, p, landweber_iters=30, lsqr_iters=(1, 2, 4), gammas=(0.1,), tol=1e-10)
+    dirs = ex.gif_directions(
+        setup.obj, setup.g, p, landweber_iters=30, lsqr_iters=(1, 2, 4), gammas=(0.1,), tol=1e-10
+    )
     by = {d.name: d for d in dirs}
-    assert list(by) == ["H[P,:] g", "paper (30 steps)", "LSQR 1", "LSQR 2", "LSQR 4", "LSQR converged", "Tikhonov 0.1"]
+    assert list(by) == [
+        "H[P,:] g",
+        "paper (30 steps)",
+        "LSQR 1",
+        "LSQR 2",
+        "LSQR 4",
+        "LSQR converged",
+        "Tikhonov 0.1",
+    ]
     assert torch.allclose(by["H[P,:] g"].delta, (h @ setup.g)[p])
     exact = torch.linalg.pinv(h[:, p]) @ setup.g
     assert torch.allclose(by["LSQR converged"].delta, exact, rtol=1e-6, atol=1e-10)
@@ -192,7 +213,7 @@ def test_gif_directions_family() -> None:
     assert ex.cosine(by["LSQR 1"].delta, by["H[P,:] g"].delta) == pytest.approx(1.0, abs=1e-10)
     # LSQR's misfit never grows with the iterations, and the converged solve has the least of all
     m = [by[k].misfit for k in ("LSQR 1", "LSQR 2", "LSQR 4", "LSQR converged")]
-    assert all(b <= a + 1e-12 for a, b in zip(m, m[1:], strict=False))
+    assert all(b <= a + 1e-12 for a, b in itertools.pairwise(m))
     assert all(by["LSQR converged"].misfit <= d.misfit + 1e-9 for d in dirs)
     assert by["paper (30 steps)"].hvps > 0 and by["H[P,:] g"].hvps == 2
 
@@ -201,18 +222,21 @@ def test_paper_step_search_walks_and_restores() -> None:
     model = _model()
     theta = gl.flat_params(model)
     p = torch.tensor([1])
-    target = float(theta[1]) + 0.3  # removal accuracy drops to 0 once theta[1] moved by 0.3
 
     def scores(m: nn.Module) -> dict[str, float]:
         moved = float(gl.flat_params(m)[1]) - float(theta[1])
         a = 0.0 if moved >= 0.3 - 1e-9 else 1.0 - moved
         return {"acc_removed": a, "acc_rest": 0.9, "f1": ex.removal_f1(min(a, 1.0), 0.9) - abs(moved - 0.2)}
 
-    norm, best, path = ex.paper_step_search(model, torch.tensor([2.0], dtype=torch.float64), p, scores, increment=0.03, fine_above=None)
+    norm, best, path = ex.paper_step_search(
+        model, torch.tensor([2.0], dtype=torch.float64), p, scores, increment=0.03, fine_above=None
+    )
     steps = [r["step"] for r in path]
     assert steps[:3] == pytest.approx([0.03, 0.06, 0.09])
     assert path[-1]["acc_removed"] == 0.0 and len(path) == 10  # stopped once the class was forgotten
-    assert best == max(r["f1"] for r in path) and norm == pytest.approx(steps[[r["f1"] for r in path].index(best)])
+    assert best == max(r["f1"] for r in path) and norm == pytest.approx(
+        steps[[r["f1"] for r in path].index(best)]
+    )
     assert torch.equal(gl.flat_params(model), theta)
     with pytest.raises(ValueError):
         ex.paper_step_search(model, torch.ones(1), p, scores, increment=0.0)

@@ -26,12 +26,21 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from ..objective import Data as Split
+from ..types import Data as Split
 
 __all__ = [
+    "CIFAR10_CLASSES",
     "DATA_NAMES",
+    "DEFAULT_CACHE",
+    "DIGITS_TEST_FRACTION",
+    "DIGITS_TEST_SEED",
+    "DIGIT_CLASSES",
+    "EMBEDDED",
     "EMBEDDED_FILE",
     "EMBEDDED_SHA256",
+    "FASHION_CLASSES",
+    "ONLINE",
+    "REBUILD_COMMAND",
     "DataIntegrityError",
     "DataSplits",
     "SplitLoaders",

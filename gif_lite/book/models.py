@@ -16,9 +16,13 @@ import torch
 from torch import nn
 
 __all__ = [
+    "ACTIVATIONS",
     "MLP",
     "MODELS",
+    "VGG11",
+    "VGG11_LAYOUT",
     "LogisticRegression",
+    "ResNet18",
     "TinyCNN",
     "build_model",
     "resnet18",
