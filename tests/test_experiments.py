@@ -240,3 +240,13 @@ def test_paper_step_search_walks_and_restores() -> None:
     assert torch.equal(gl.flat_params(model), theta)
     with pytest.raises(ValueError):
         ex.paper_step_search(model, torch.ones(1), p, scores, increment=0.0)
+
+
+def test_gif_directions_caps_the_converged_solve() -> None:
+    _, setup, p = _trained_setup()
+    full = ex.gif_directions(setup.obj, setup.g, p, landweber_iters=2, lsqr_iters=(2,), tol=1e-10)
+    capped = ex.gif_directions(
+        setup.obj, setup.g, p, landweber_iters=2, lsqr_iters=(2,), tol=1e-10, max_iter=2
+    )
+    assert torch.allclose(capped[-1].delta, full[2].delta)  # capped at 2 iterations = LSQR 2
+    assert capped[-1].misfit > full[-1].misfit

@@ -442,13 +442,15 @@ def gif_directions(
     lsqr_iters: Sequence[int] = (1, 2, 3, 5, 10),
     gammas: Sequence[float] = (),
     tol: float | None = None,
+    max_iter: int | None = None,
 ) -> list[Direction]:
     """Candidate GIF updates on ``subset``, from the first term of the series to the converged solve.
 
     * ``H[P,:] g``: the first term of the paper's series (its iteration's first iterate, up to scale);
     * the paper's iteration (:func:`gif_lite.solvers.landweber`) for ``landweber_iters`` steps with the
       paper's step test ``tol = 1e-9`` and normalizer increment ``normalizer_step``;
-    * LSQR stopped after each of ``lsqr_iters`` iterations, and LSQR to ``tol`` (exact GIF);
+    * LSQR stopped after each of ``lsqr_iters`` iterations, and LSQR to ``tol`` (exact GIF; at most
+      ``max_iter`` iterations if given, for large models: its misfit then says how far it got);
     * Tikhonov-regularised least squares for each ``gamma`` in ``gammas`` (:func:`tikhonov_gif`).
     """
     g = g.detach().to(obj.device, obj.dtype)
@@ -467,7 +469,7 @@ def gif_directions(
     for k in lsqr_iters:
         r = _quiet(generalized_influence, obj, g, p, max_iter=int(k), tol=1e-12)
         out.append(Direction(f"LSQR {k}", "lsqr", float(k), r.delta, r.misfit, r.hvps))
-    r = _quiet(generalized_influence, obj, g, p, tol=tol)
+    r = _quiet(generalized_influence, obj, g, p, tol=tol, max_iter=max_iter)
     out.append(Direction("LSQR converged", "lsqr", math.inf, r.delta, r.misfit, r.hvps))
     out.extend(tikhonov_gif(obj, g, p, float(gamma)) for gamma in gammas)
     return out
