@@ -328,7 +328,8 @@ def _preserved(model: nn.Module) -> Iterator[None]:
     finally:
         with torch.no_grad():
             for b, saved in buffers:
-                b.copy_(saved)
+                if not torch.equal(b, saved):  # an unneeded copy_ would invalidate retained HVP graphs
+                    b.copy_(saved)
         for m, mode in modes:
             m.training = mode
 

@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch import nn
 
+from gif_lite.objective import Objective
 from gif_lite.params import check_subset, param_layout
 from gif_lite.selection import SELECTION_METHODS, select, select_parameters
 
@@ -403,3 +404,14 @@ def test_uncalled_and_tied_layers_are_refused() -> None:
     b.weight = a.weight
     with pytest.raises(ValueError, match="share a parameter"):
         select(nn.Sequential(a, b), "highest_outputs", 0.5, x)
+
+
+def test_select_in_eval_mode_keeps_retained_hvp_graphs_valid() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 6), nn.BatchNorm1d(6), nn.Tanh(), nn.Linear(6, 3)).eval()
+    x, y = torch.randn(20, 4), torch.randint(0, 3, (20,))
+    obj = Objective(model, CE, (x, y))
+    v = torch.randn(obj.num_params)
+    first = obj.hvp(v)  # builds the graph an estimator's solver reuses
+    select(model, "highest_gradients", 0.3, x, y, loss_fn=CE)
+    assert torch.allclose(obj.hvp(v), first)  # BatchNorm buffers untouched: the graph still holds
