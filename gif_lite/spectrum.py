@@ -24,12 +24,13 @@ Lanczos, ``which="LM"``), not among all ``n`` eigenvalues.  The two can differ b
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from scipy.sparse.linalg import LinearOperator, eigsh
+
+from .types import MatVec
 
 __all__ = [
     "LanczosResult",
@@ -39,8 +40,6 @@ __all__ = [
     "top_magnitude_eigenvalues",
     "top_magnitude_negative_share",
 ]
-
-MatVec = Callable[[torch.Tensor], torch.Tensor]
 
 
 @dataclass
@@ -199,7 +198,8 @@ def top_magnitude_eigenvalues(
         raise ValueError(f"k must satisfy 1 <= k < n = {n}, got {k}; for k >= n use torch.linalg.eigvalsh")
 
     def apply(x: np.ndarray) -> np.ndarray:
-        v = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64).reshape(-1)).to(dtype=dtype, device=device)
+        flat = np.ascontiguousarray(x, dtype=np.float64).reshape(-1)
+        v = torch.from_numpy(flat).to(dtype=dtype, device=device)
         return matvec(v).detach().to("cpu", torch.float64).numpy()
 
     op = LinearOperator((n, n), matvec=apply, dtype=np.float64)
