@@ -625,21 +625,12 @@ def _finish(
     return Selection(subset=subset, method=method, ratio=ratio, num_params=num_params, layers=records)
 
 
-def select_parameters(
-    model: nn.Module,
-    method: str,
-    ratio: float,
-    inputs: torch.Tensor | None,
-    targets: torch.Tensor | None = None,
-    loss_fn: LossFn | None = None,
-    generator: torch.Generator | None = None,
-    layers: Iterable[LayerSpec] | LayerSpec | None = None,
-) -> torch.Tensor:
-    """Deprecated alias of ``select(...).subset`` (kept for one release; call :func:`select` instead)."""
+def select_parameters(*args: Any, **kwargs: Any) -> torch.Tensor:
+    """Deprecated alias of ``select(...).subset``, same arguments (kept for one release; call :func:`select`)."""
     warnings.warn(
         "gif_lite.select_parameters is deprecated and will be removed in the next release; "
         "call gif_lite.select(...).subset instead (same arguments)",
         DeprecationWarning,
         stacklevel=2,
     )
-    return select(model, method, ratio, inputs, targets, loss_fn, generator, layers).subset
+    return select(*args, **kwargs).subset

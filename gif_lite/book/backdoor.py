@@ -25,6 +25,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..train import predict
 from ..types import Data
 
 __all__ = [
@@ -115,13 +116,5 @@ def attack_success_rate(
     others = inputs[targets != target]
     if others.shape[0] == 0:
         raise ValueError(f"the test set has no image outside class {target}")
-    triggered = add_trigger(others, size, value)
-    was_training = model.training
-    model.eval()
-    try:
-        preds = torch.cat(
-            [model(triggered[i : i + batch_size]).argmax(dim=1) for i in range(0, len(triggered), batch_size)]
-        )
-    finally:
-        model.train(was_training)
+    preds = predict(model, add_trigger(others, size, value), batch_size=batch_size).argmax(dim=1)
     return float((preds == target).double().mean())
