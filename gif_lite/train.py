@@ -152,8 +152,10 @@ def progress_enabled(progress: bool | None) -> bool:
     return not os.environ.get("CI") and sys.stderr.isatty()
 
 
-def _bar(total: int, desc: str, progress: bool | None):  # -> tqdm
+def _bar(total: int, desc: str, progress: bool | None) -> Any:  # a tqdm bar, imported when first needed
+    """A progress bar over ``total`` steps, quiet unless :func:`progress_enabled`."""
     from tqdm.auto import tqdm
+
 
     return tqdm(total=total, desc=desc, disable=not progress_enabled(progress), leave=False)
 
