@@ -156,7 +156,6 @@ def _bar(total: int, desc: str, progress: bool | None) -> Any:  # a tqdm bar, im
     """A progress bar over ``total`` steps, quiet unless :func:`progress_enabled`."""
     from tqdm.auto import tqdm
 
-
     return tqdm(total=total, desc=desc, disable=not progress_enabled(progress), leave=False)
 
 
