@@ -1,5 +1,7 @@
 """Backdoor poisoning for the label-change experiment (the GIF paper's Table 3).
 
+Used by: backdoor.
+
 A *backdoor* (BadNets-style) attack stamps a small trigger on a fraction of the training images and
 sets their label to a ``target`` class.  A model trained on the poisoned set classifies clean images
 well but sends any triggered image to ``target``.  Undoing the attack is a *relabelling* task: give
@@ -16,8 +18,6 @@ estimators predict from the trained model (:func:`gif_lite.relabel_problem`).
 * ``gif_lite.second_order_relabel_influence`` is the second-order (in the group's share ``p``) term of
   the Newton step for relabelling, the relabelling analogue of Basu et al.'s group influence.
 * The paper-scale setting (MNIST, a TinyNet-like CNN) is ``gif_lite.book.configs.paper_config("mnist-tinynet")``.
-
-Used by the chapter backdoor.
 """
 
 from __future__ import annotations

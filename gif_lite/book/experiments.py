@@ -1,5 +1,7 @@
 """Shared pieces of Part II: scores, distances to retraining, the paper's step search, the method loop.
 
+Used by: quickstart, class_removal, selection_study, backdoor, inside.
+
 Class removal is scored as in the GIF paper: with ``a`` the accuracy on the removed classes and ``b``
 the accuracy on the rest, ``F1 = 2 (1 - a) b / ((1 - a) + b)``.  Distances between two models are
 measured on their predictive distributions: the share of inputs where their argmax agrees, and the
@@ -11,8 +13,6 @@ uses validation, never test).  :func:`removal_setup` builds one class-removal pr
 :class:`RemovalSetup`) and :func:`compare_methods` runs IF, PIF, FIF, GIF and second-order group
 influence on it, one row per (method, ratio), raw and step-picked.  Paper-scale settings live in
 :mod:`gif_lite.book.configs`.
-
-Used by the chapters quickstart, class removal, selection study, backdoor and inside.
 """
 
 from __future__ import annotations

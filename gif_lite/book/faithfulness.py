@@ -1,5 +1,7 @@
 """How faithful is each estimator? Predicted against actual effects of removing groups, and their correlations.
 
+Used by: faithfulness.
+
 For every group ``U`` of training examples, :func:`estimate_group_effects` builds the removal problem
 (:func:`gif_lite.removal_problem`), asks each estimator (IF, FIF, PIF, GIF) for an update ``delta`` at each
 ratio ``|P| / k``, and records
@@ -18,8 +20,6 @@ An estimator is a callable ``(problem, subset) -> delta`` returning a full-lengt
 far faster for small models.  :func:`correlation_table` summarises rows per estimator and ratio with Pearson
 and Spearman correlations, the share of groups where the predicted sign is right, and the least-squares
 slope of predicted on actual.
-
-Used by the chapter faithfulness.
 """
 
 from __future__ import annotations
