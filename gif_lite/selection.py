@@ -61,7 +61,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .params import param_layout, trainable_parameters
+from .params import count_parameters, param_layout, trainable_parameters
 from .types import LossFn
 
 __all__ = [
@@ -497,7 +497,7 @@ def _module_records(
     model: nn.Module, offsets: dict[int, int], idx: torch.Tensor
 ) -> tuple[LayerSelection, ...]:
     """Per module owning trainable parameters directly: how many of ``idx`` fall in its tensors."""
-    chosen = torch.zeros(sum(p.numel() for p in trainable_parameters(model)), dtype=torch.bool)
+    chosen = torch.zeros(count_parameters(model), dtype=torch.bool)
     chosen[idx] = True
     records = []
     for name, module in model.named_modules():
