@@ -368,7 +368,7 @@ class Estimators:
 
     def __init__(
         self, options: Mapping[str, Any] | None = None, gif_options: Mapping[str, Any] | None = None
-    ):
+    ) -> None:
         self.options = dict(options or {})
         self.gif_options = dict(self.options if gif_options is None else gif_options)
         self._last: tuple[Objective, torch.Tensor, InfluenceResult] | None = None
