@@ -184,7 +184,9 @@ def test_slope_samples_are_paired_and_centred() -> None:
     gen = torch.Generator().manual_seed(0)
     actual = torch.randn(25, generator=gen, dtype=torch.float64)
     noisy = actual + 0.3 * torch.randn(25, generator=gen, dtype=torch.float64)
-    rows = [EffectRow(k, "random", 10, "IF", 1.0, 4, 0.0, 2 * float(a), float(a)) for k, a in enumerate(actual)]
+    rows = [
+        EffectRow(k, "random", 10, "IF", 1.0, 4, 0.0, 2 * float(a), float(a)) for k, a in enumerate(actual)
+    ]
     rows += [EffectRow(k, "random", 10, "GIF", 0.1, 2, 0.0, float(p), float(a)) for k, (p, a) in
              enumerate(zip(noisy, actual))]  # fmt: skip
     samples = fa.slope_samples(rows, use="linear", n_boot=500, seed=1)

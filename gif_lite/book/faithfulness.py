@@ -47,8 +47,8 @@ __all__ = [
     "estimate_group_effects",
     "make_groups",
     "matrix_free_estimators",
-    "percentile_interval",
     "pearson",
+    "percentile_interval",
     "retained_hessians",
     "slope_samples",
     "spearman",
@@ -443,7 +443,9 @@ def slope_samples(
     groups = sorted(next(iter(cells.values())))
     for key, cell in cells.items():
         if sorted(cell) != groups:
-            raise ValueError(f"cell {key} covers groups {sorted(cell)}, others cover {groups}: rows must be complete")
+            raise ValueError(
+                f"cell {key} covers groups {sorted(cell)}, others cover {groups}: rows must be complete"
+            )
     gen = torch.Generator().manual_seed(seed)
     draws = torch.randint(0, len(groups), (n_boot, len(groups)), generator=gen)
     out = {}
