@@ -7,22 +7,28 @@ exported here.  The chapters' helpers live in :mod:`gif_lite.book`.
 """
 
 from .influence import (
+    ESTIMATORS,
+    Estimators,
     InfluenceResult,
     frozen_influence,
     generalized_influence,
     influence,
+    project,
     projected_influence,
     second_order_influence,
     second_order_relabel_influence,
 )
-from .objective import DEFAULT_MAX_DENSE_PARAMS, HVP_METHODS, HvpMethod, Objective
+from .objective import DEFAULT_MAX_DENSE_PARAMS, HVP_METHODS, HvpMethod, Objective, l2_penalty
 from .params import (
     ParamLayout,
     apply_update,
+    check_group,
     check_subset,
     check_vector,
     count_parameters,
+    embed,
     flat_params,
+    keep_mask,
     param_layout,
     reset_parameters,
     set_flat_params,
@@ -42,7 +48,14 @@ from .solvers import (
     minres,
     relative_residual,
 )
-from .spectrum import LanczosResult, lanczos, negative_eigenvalue_fraction, spectral_quadrature
+from .spectrum import (
+    LanczosResult,
+    lanczos,
+    negative_eigenvalue_fraction,
+    spectral_quadrature,
+    top_magnitude_eigenvalues,
+    top_magnitude_negative_share,
+)
 from .tasks import InfluenceProblem, relabel_problem, removal_problem
 from .train import (
     TINYCNN_RECIPE,
@@ -54,6 +67,7 @@ from .train import (
     drop_examples,
     evaluate,
     objective_value,
+    predict,
     progress_enabled,
     relabel_examples,
     retrain_relabelled,
@@ -67,6 +81,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DEFAULT_MAX_DENSE_PARAMS",
+    "ESTIMATORS",
     "HVP_METHODS",
     "LEAST_SQUARES_SOLVERS",
     "SELECTION_METHODS",
@@ -74,6 +89,7 @@ __all__ = [
     "TINYCNN_RECIPE",
     "ConvergenceWarning",
     "Data",
+    "Estimators",
     "Evaluation",
     "Group",
     "HvpMethod",
@@ -96,16 +112,20 @@ __all__ = [
     "__version__",
     "apply_update",
     "cg",
+    "check_group",
     "check_subset",
     "check_vector",
     "count_parameters",
     "direct",
     "drop_examples",
+    "embed",
     "evaluate",
     "flat_params",
     "frozen_influence",
     "generalized_influence",
     "influence",
+    "keep_mask",
+    "l2_penalty",
     "lanczos",
     "landweber",
     "lissa",
@@ -114,7 +134,9 @@ __all__ = [
     "negative_eigenvalue_fraction",
     "objective_value",
     "param_layout",
+    "predict",
     "progress_enabled",
+    "project",
     "projected_influence",
     "relabel_examples",
     "relabel_problem",
@@ -129,6 +151,8 @@ __all__ = [
     "select_parameters",
     "set_flat_params",
     "spectral_quadrature",
+    "top_magnitude_eigenvalues",
+    "top_magnitude_negative_share",
     "train_lbfgs",
     "train_minibatch",
     "trainable_parameters",
