@@ -431,12 +431,14 @@ def gif_directions(
     gammas: Sequence[float] = (),
     tol: float | None = None,
     max_iter: int | None = None,
+    max_restarts: int = 1000,
 ) -> list[Direction]:
     """Candidate GIF updates on ``subset``, from the first term of the series to the converged solve.
 
     * ``H[P,:] g``: the first term of the paper's series (its iteration's first iterate, up to scale);
     * the paper's iteration (:func:`gif_lite.solvers.landweber`) for ``landweber_iters`` steps with the
-      paper's step test ``tol = 1e-9`` and normalizer increment ``normalizer_step``;
+      paper's step test ``tol = 1e-9`` and normalizer increment ``normalizer_step`` (the paper's loop
+      raises the normalizer without limit; ``max_restarts`` bounds it, for poorly trained networks);
     * LSQR stopped after each of ``lsqr_iters`` iterations, and LSQR to ``tol`` (exact GIF; at most
       ``max_iter`` iterations if given, for large models: its misfit then says how far it got);
     * Tikhonov-regularised least squares for each ``gamma`` in ``gammas`` (:func:`tikhonov_gif`).
@@ -450,6 +452,7 @@ def gif_directions(
     r = _quiet(
         generalized_influence, obj, g, p, solver="landweber", max_iter=landweber_iters, tol=1e-9,
         step_tol=1e-9, normalizer_step=normalizer_step,
+        max_restarts=max_restarts,
     )  # fmt: skip
     out.append(
         Direction(f"paper ({landweber_iters} steps)", "landweber", landweber_iters, r.delta, r.misfit, r.hvps)
