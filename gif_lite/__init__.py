@@ -1,5 +1,6 @@
 """gif_lite: influence functions from the first-order approximation up to GIF, small and exact."""
 
+from .curvature import EKFAC, KFAC, CurvatureOperator, LowRank, StochasticHessian
 from .influence import (
     InfluenceResult,
     frozen_influence,
@@ -20,13 +21,18 @@ __version__ = "0.1.0"
 __all__ = [
     "HVP_METHODS",
     "SELECTION_METHODS",
+    "EKFAC",
+    "KFAC",
     "ConvergenceWarning",
+    "CurvatureOperator",
     "InfluenceProblem",
     "InfluenceResult",
     "LayerSelection",
+    "LowRank",
     "Objective",
     "Selection",
     "SolveResult",
+    "StochasticHessian",
     "__version__",
     "apply_update",
     "check_subset",

@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from . import solvers as S
+from .curvature import CurvatureOperator
 from .objective import Objective
 from .params import _check_vector, check_subset
 
@@ -37,6 +38,8 @@ __all__ = [
 ]
 
 Subset = torch.Tensor | Sequence[int]
+#: What the estimators solve with: the exact objective or an approximate curvature operator.
+Curvature = Objective | CurvatureOperator
 
 
 @dataclass
@@ -71,10 +74,10 @@ class InfluenceResult:
 
 # ------------------------------------------------------------------------------------ checks
 def _prepare(
-    obj: Objective, g: torch.Tensor, damping: float, solver: str, valid: tuple[str, ...]
+    obj: Curvature, g: torch.Tensor, damping: float, solver: str, valid: tuple[str, ...]
 ) -> torch.Tensor:
-    if not isinstance(obj, Objective):
-        raise TypeError(f"obj must be a gif_lite.Objective, got {type(obj).__name__}")
+    if not isinstance(obj, (Objective, CurvatureOperator)):
+        raise TypeError(f"obj must be a gif_lite.Objective or a curvature operator, got {type(obj).__name__}")
     if solver not in valid:
         raise ValueError(f"unknown solver {solver!r} for this estimator; valid: {', '.join(valid)}")
     if not (damping >= 0.0 and damping < float("inf")):
@@ -99,7 +102,7 @@ def _embed(x: torch.Tensor, subset: torch.Tensor, num_params: int) -> torch.Tens
 
 
 def _result(
-    sol: S.SolveResult, solver: str, obj: Objective, start: int, subset: torch.Tensor | None
+    sol: S.SolveResult, solver: str, obj: Curvature, start: int, subset: torch.Tensor | None
 ) -> InfluenceResult:
     return InfluenceResult(
         delta=sol.x.detach(),
@@ -137,7 +140,7 @@ def _solve_square(
 
 # ------------------------------------------------------------------------------------ estimators
 def influence(
-    obj: Objective,
+    obj: Curvature,
     g: torch.Tensor,
     solver: str = "minres",
     damping: float = 0.0,
@@ -153,12 +156,18 @@ def influence(
     def dense() -> torch.Tensor:
         return obj.hessian() + damping * torch.eye(obj.num_params, dtype=g.dtype, device=g.device)
 
-    sol = _solve_square(lambda v: obj.hvp(v) + damping * v, g, dense, solver, tol, max_iter, solver_kwargs)
+    inverse = getattr(obj, "inverse_hvp", None)
+    if solver == "direct" and inverse is not None:  # a structured operator (K-FAC, low rank) inverts exactly
+        x = inverse(g, damping)
+        r = float((g - obj.hvp(x) - damping * x).norm()) / max(float(g.norm()), 1e-300)
+        sol = S.SolveResult(x, 1, r, True, [r], 1, misfit=r)
+    else:
+        sol = _solve_square(lambda v: obj.hvp(v) + damping * v, g, dense, solver, tol, max_iter, solver_kwargs)
     return _result(sol, solver, obj, start, None)
 
 
 def frozen_influence(
-    obj: Objective,
+    obj: Curvature,
     g: torch.Tensor,
     subset: Subset,
     solver: str = "minres",
@@ -185,7 +194,7 @@ def frozen_influence(
 
 
 def projected_influence(
-    obj: Objective,
+    obj: Curvature,
     g: torch.Tensor,
     subset: Subset,
     solver: str = "minres",
@@ -203,7 +212,7 @@ def projected_influence(
 
 
 def generalized_influence(
-    obj: Objective,
+    obj: Curvature,
     g: torch.Tensor,
     subset: Subset,
     solver: str = "lsqr",
