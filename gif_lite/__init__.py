@@ -19,10 +19,10 @@ from .tasks import InfluenceProblem, relabel_problem, removal_problem
 __version__ = "0.1.0"
 
 __all__ = [
-    "HVP_METHODS",
-    "SELECTION_METHODS",
     "EKFAC",
+    "HVP_METHODS",
     "KFAC",
+    "SELECTION_METHODS",
     "ConvergenceWarning",
     "CurvatureOperator",
     "InfluenceProblem",
