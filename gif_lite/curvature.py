@@ -388,7 +388,11 @@ def _lanczos_basis(
     dtype: torch.dtype,
     device: torch.device,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``steps`` fully reorthogonalised Lanczos steps: ``(Q, T)`` with ``Q^T A Q = T`` (Q is n x k)."""
+    """``steps`` fully reorthogonalised Lanczos steps: ``(Q, T)`` with ``Q^T A Q = T`` (Q is n x steps).
+
+    When the Krylov space becomes invariant (a repeated eigenvalue), it restarts from a random vector
+    orthogonal to ``Q`` (``T`` gets a zero off-diagonal), so ``steps = n`` always spans everything.
+    """
     gen = torch.Generator().manual_seed(seed)
     q = torch.randn(n, generator=gen, dtype=dtype).to(device)
     q /= q.norm()
@@ -404,8 +408,18 @@ def _lanczos_basis(
             w = w - basis[: j + 1].T @ (basis[: j + 1] @ w)
         beta = float(w.norm())
         scale = max(scale, abs(alphas[-1]), beta)
-        if j == steps - 1 or beta <= 1e-10 * scale:
+        if j == steps - 1:
             break
+        if (
+            beta <= 1e-10 * scale
+        ):  # invariant subspace (repeated eigenvalues): restart orthogonally, T gets a 0
+            w = torch.randn(n, generator=gen, dtype=dtype).to(device)
+            for _ in range(2):
+                w = w - basis[: j + 1].T @ (basis[: j + 1] @ w)
+            beta, w = 0.0, w / w.norm()
+            betas.append(beta)
+            q = w
+            continue
         betas.append(beta)
         q = w / beta
     k = len(alphas)
