@@ -85,9 +85,9 @@ class CurvatureOperator:
         return 0.5 * (c + c.T)
 
 
-def _check_damping(damping: float) -> float:
+def _check_damping(damping: float, name: str = "damping") -> float:
     if not (damping >= 0.0 and damping < math.inf):
-        raise ValueError(f"damping must be a finite number >= 0, got {damping}")
+        raise ValueError(f"{name} must be a finite number >= 0, got {damping}")
     return float(damping)
 
 
@@ -194,7 +194,7 @@ class KFAC(CurvatureOperator):
             raise ValueError(f"unknown fisher {fisher!r}; valid: 'type-2', 'mc', 'empirical'")
         if loss == "mse" and fisher == "mc":
             raise ValueError("fisher='mc' samples labels from a softmax, so it needs loss='cross_entropy'")
-        self.weight_decay = _check_damping(weight_decay)
+        self.weight_decay = _check_damping(weight_decay, "weight_decay")
         self.model, self.loss, self.fisher = model, loss, fisher
         params = trainable_parameters(model)
         if not params:

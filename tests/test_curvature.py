@@ -279,7 +279,7 @@ def test_bad_input_is_refused_with_clear_messages() -> None:
         KFAC(model, (x, y), loss="hinge")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="mc"):
         KFAC(model, (x, y.to(DT)), loss="mse", fisher="mc")
-    with pytest.raises(ValueError, match="weight_decay|damping"):
+    with pytest.raises(ValueError, match="weight_decay"):
         KFAC(model, (x, y), weight_decay=-1.0)
     bn = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.Flatten(), nn.Linear(72, 3)).to(DT).eval()
     with pytest.raises(ValueError, match=r"1\.weight.*requires_grad_\(False\)"):
