@@ -91,6 +91,18 @@ def _check_damping(damping: float, name: str = "damping") -> float:
     return float(damping)
 
 
+def _rows(v: torch.Tensor, num_params: int) -> torch.Tensor:
+    """A vector or a batch of row vectors as ``(k, num_params)``, checked."""
+    if isinstance(v, torch.Tensor) and v.dim() == 2:
+        if v.shape[1] != num_params:
+            raise ValueError(f"v must have {num_params} columns (one row per vector), got shape {tuple(v.shape)}")
+        if not torch.isfinite(v).all():
+            raise ValueError("v holds NaN or infinite entries")
+        return v
+    _check_vector(v, num_params, "v")
+    return v[None]
+
+
 def _pinv_diag(d: torch.Tensor, rtol: float = 1e-10) -> torch.Tensor:
     """Element-wise ``1 / d``, with ``0`` where ``|d| <= rtol * max |d|`` (the pseudo-inverse's cut-off)."""
     cut = rtol * float(d.abs().max()) if d.numel() else 0.0
@@ -354,10 +366,14 @@ class KFAC(CurvatureOperator):
         return self._spectral(vs, "mul")
 
     def inverse_hvp(self, v: torch.Tensor, damping: float = 0.0) -> torch.Tensor:
-        """``pinv(C + damping I) v``, exact: each block is inverted in its Kronecker eigenbasis."""
-        _check_vector(v, self.num_params, "v")
+        """``pinv(C + damping I) v``, exact: each block is inverted in its Kronecker eigenbasis.
+
+        ``v`` is one vector or a ``(k, num_params)`` batch of rows (e.g. many test gradients at once).
+        """
+        rows = _rows(v, self.num_params)
         damping = _check_damping(damping)
-        return self._spectral(v.detach().to(self.device, self.dtype)[None], "inv", damping)[0]
+        out = self._spectral(rows.detach().to(self.device, self.dtype), "inv", damping)
+        return out if v.dim() == 2 else out[0]
 
     def factors(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """``{layer name: (A, S)}``, the Kronecker factors (``A`` with the bias row/column last)."""
@@ -463,16 +479,15 @@ class LowRank(CurvatureOperator):
         return (vs @ self.eigenvectors) * self.eigenvalues @ self.eigenvectors.T
 
     def inverse_hvp(self, v: torch.Tensor, damping: float = 0.0) -> torch.Tensor:
-        """``pinv(U diag(lambda) U^T + damping I) v``."""
-        _check_vector(v, self.num_params, "v")
+        """``pinv(U diag(lambda) U^T + damping I) v`` for one vector or a ``(k, num_params)`` batch of rows."""
+        rows = _rows(v, self.num_params).detach().to(self.device, self.dtype)
         damping = _check_damping(damping)
-        v = v.detach().to(self.device, self.dtype)
         u = self.eigenvectors
-        coef = u.T @ v
-        out = u @ (coef * _pinv_diag(self.eigenvalues + damping))
+        coef = rows @ u
+        out = (coef * _pinv_diag(self.eigenvalues + damping)) @ u.T
         if damping > 0:
-            out += (v - u @ coef) / damping
-        return out
+            out += (rows - coef @ u.T) / damping
+        return out if v.dim() == 2 else out[0]
 
 
 # ------------------------------------------------------------------------------------ stochastic
