@@ -72,13 +72,17 @@ def table(title: str, header: list[str], rows: list[list[object]]) -> None:
 
 
 # ------------------------------------------------------------------------------------------ set-up
-def book_cnn(n_train: int = 2000) -> tuple[nn.Module, tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+def book_cnn(
+    n_train: int = 2000,
+) -> tuple[nn.Module, tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
     splits = load_data("fashion-mnist-small")
     x, y = splits.train
     train = (x[:n_train], y[:n_train])
     torch.manual_seed(0)
     model = TinyCNN()
-    train_minibatch(model, F.cross_entropy, train, epochs=4, batch_size=64, lr=3e-3, weight_decay=1e-3, progress=False)
+    train_minibatch(
+        model, F.cross_entropy, train, epochs=4, batch_size=64, lr=3e-3, weight_decay=1e-3, progress=False
+    )
     return model.eval(), train, splits.test
 
 
@@ -144,19 +148,39 @@ def kronfluence_scores(model: nn.Module, train: tuple, test: tuple, damping: flo
     task = ClassificationTask()
     wrapped = prepare_model(copy.deepcopy(model), task)
     with tempfile.TemporaryDirectory() as out:
-        analyzer = Analyzer("scale", wrapped, task, cpu=True, disable_tqdm=True, output_dir=out, disable_model_save=True)
+        analyzer = Analyzer(
+            "scale", wrapped, task, cpu=True, disable_tqdm=True, output_dir=out, disable_model_save=True
+        )
         analyzer.set_dataloader_kwargs(DataLoaderKwargs(num_workers=0))
         train_set, test_set = TensorDataset(*train), TensorDataset(*test)
-        analyzer.fit_all_factors("f", train_set, per_device_batch_size=500, factor_args=FactorArguments(strategy="ekfac"), overwrite_output_dir=True)
+        analyzer.fit_all_factors(
+            "f",
+            train_set,
+            per_device_batch_size=500,
+            factor_args=FactorArguments(strategy="ekfac"),
+            overwrite_output_dir=True,
+        )
         analyzer.compute_pairwise_scores(
-            "s", "f", test_set, train_set, per_device_query_batch_size=50, per_device_train_batch_size=500,
-            score_args=ScoreArguments(damping_factor=damping), overwrite_output_dir=True,
+            "s",
+            "f",
+            test_set,
+            train_set,
+            per_device_query_batch_size=50,
+            per_device_train_batch_size=500,
+            score_args=ScoreArguments(damping_factor=damping),
+            overwrite_output_dir=True,
         )
         return analyzer.load_pairwise_scores("s")["all_modules"].double()
 
 
-def gif_lite_scores(model: nn.Module, train: tuple, test: tuple, fisher: str, damping: float | None) -> tuple[torch.Tensor, float]:
-    op = gl.EKFAC(model, [(train[0][s : s + 500], train[1][s : s + 500]) for s in range(0, len(train[0]), 500)], fisher=fisher)  # type: ignore[arg-type]
+def gif_lite_scores(
+    model: nn.Module, train: tuple, test: tuple, fisher: str, damping: float | None
+) -> tuple[torch.Tensor, float]:
+    op = gl.EKFAC(
+        model,
+        [(train[0][s : s + 500], train[1][s : s + 500]) for s in range(0, len(train[0]), 500)],
+        fisher=fisher,
+    )  # type: ignore[arg-type]
     if damping is None:
         damping = 0.1 * float(torch.cat([d.reshape(-1) for d in op.eigenvalues().values()]).mean())
     test_pre = op.inverse_hvp(per_example_grads(model, *test), damping)
@@ -279,7 +303,7 @@ def ratio_table(repeats: int, resnet_batch: int) -> None:
             v = torch.randn(obj.num_params)
             obj.hvp(v)  # warm-up (and the kept graph for "reuse")
             t_g = min(timed(obj.gradient)[1] for _ in range(repeats))
-            t_h = min(timed(lambda: obj.hvp(v))[1] for _ in range(repeats))
+            t_h = min(timed(lambda obj=obj, v=v: obj.hvp(v))[1] for _ in range(repeats))
             if method == "reuse":
                 row.append(t_g)
             row.append(t_h / t_g)
@@ -302,7 +326,9 @@ def main() -> None:
     parser.add_argument("--resnet-batch", type=int, default=16, help="images for ResNet18 in table 3")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--only", choices=["1", "2", "3"], default=None)
-    parser.add_argument("--n-train", type=int, default=2000, help="training images in table 1 (and table 2's CNN)")
+    parser.add_argument(
+        "--n-train", type=int, default=2000, help="training images in table 1 (and table 2's CNN)"
+    )
     parser.add_argument("--n-test", type=int, default=50, help="test images in table 1")
     args = parser.parse_args()
     os.environ.setdefault("CI", "1")  # quiet progress bars

@@ -29,8 +29,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .objective import DEFAULT_MAX_DENSE_PARAMS, Data, LossFn, Objective, _as_batches
-from .params import _check_vector, trainable_parameters
+from .objective import DEFAULT_MAX_DENSE_PARAMS, Objective
+from .params import check_vector, trainable_parameters
+from .types import Data, LossFn
 
 __all__ = ["EKFAC", "KFAC", "CurvatureOperator", "LowRank", "StochasticHessian"]
 
@@ -56,7 +57,7 @@ class CurvatureOperator:
 
     def hvp(self, v: torch.Tensor) -> torch.Tensor:
         """``C v`` (the name the estimators call; ``C`` stands in for the Hessian)."""
-        _check_vector(v, self.num_params, "v")
+        check_vector(v, self.num_params, "v")
         self.hvp_calls += 1
         return self._apply(v.detach().to(self.device, self.dtype)[None])[0]
 
@@ -91,15 +92,24 @@ def _check_damping(damping: float, name: str = "damping") -> float:
     return float(damping)
 
 
+def _batches(data: Data | Iterable[Data]) -> list[Data]:
+    """One ``(inputs, targets)`` pair as a one-batch list; any iterable of pairs as a list (two passes read it)."""
+    if isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data):
+        return [cast(Data, (data[0], data[1]))]
+    return list(cast(Iterable[Data], data))
+
+
 def _rows(v: torch.Tensor, num_params: int) -> torch.Tensor:
     """A vector or a batch of row vectors as ``(k, num_params)``, checked."""
     if isinstance(v, torch.Tensor) and v.dim() == 2:
         if v.shape[1] != num_params:
-            raise ValueError(f"v must have {num_params} columns (one row per vector), got shape {tuple(v.shape)}")
+            raise ValueError(
+                f"v must have {num_params} columns (one row per vector), got shape {tuple(v.shape)}"
+            )
         if not torch.isfinite(v).all():
             raise ValueError("v holds NaN or infinite entries")
         return v
-    _check_vector(v, num_params, "v")
+    check_vector(v, num_params, "v")
     return v[None]
 
 
@@ -218,7 +228,7 @@ class KFAC(CurvatureOperator):
         self.num_params = start
         self.dtype, self.device = params[0].dtype, params[0].device
         self.layers = self._find_layers(model, offsets)
-        self.batches = _as_batches(data)
+        self.batches = _batches(data)
         self.num_examples = 0
         self._gen = torch.Generator(device="cpu").manual_seed(seed)
         self._fit()
