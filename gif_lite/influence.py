@@ -42,7 +42,7 @@ __all__ = [
 ]
 
 #: What the estimators solve with: the exact objective or an approximate curvature operator.
-Curvature = Objective | CurvatureOperator
+_Curvature = Objective | CurvatureOperator
 
 
 @dataclass
@@ -73,7 +73,7 @@ class InfluenceResult:
 
 # ------------------------------------------------------------------------------------ checks
 def _prepare(
-    obj: Curvature, g: torch.Tensor, damping: float, solver: str, valid: tuple[str, ...]
+    obj: _Curvature, g: torch.Tensor, damping: float, solver: str, valid: tuple[str, ...]
 ) -> torch.Tensor:
     if not isinstance(obj, (Objective, CurvatureOperator)):
         raise TypeError(f"obj must be a gif_lite.Objective or a curvature operator, got {type(obj).__name__}")
@@ -95,7 +95,7 @@ def _tol(tol: float | None, g: torch.Tensor) -> float:
 
 
 def _result(
-    sol: S.SolveResult, solver: str, obj: Curvature, start: int, subset: torch.Tensor | None
+    sol: S.SolveResult, solver: str, obj: _Curvature, start: int, subset: torch.Tensor | None
 ) -> InfluenceResult:
     return InfluenceResult(
         delta=sol.x.detach(),
@@ -133,7 +133,7 @@ def _solve_square(
 
 # ------------------------------------------------------------------------------------ estimators
 def influence(
-    obj: Curvature,
+    obj: _Curvature,
     g: torch.Tensor,
     solver: str = "minres",
     damping: float = 0.0,
@@ -162,7 +162,7 @@ def influence(
 
 
 def frozen_influence(
-    obj: Curvature,
+    obj: _Curvature,
     g: torch.Tensor,
     subset: Subset,
     solver: str = "minres",
@@ -189,7 +189,7 @@ def frozen_influence(
 
 
 def projected_influence(
-    obj: Curvature,
+    obj: _Curvature,
     g: torch.Tensor,
     subset: Subset,
     solver: str = "minres",
@@ -217,7 +217,7 @@ def project(full: InfluenceResult, subset: Subset) -> InfluenceResult:
 
 
 def generalized_influence(
-    obj: Curvature,
+    obj: _Curvature,
     g: torch.Tensor,
     subset: Subset,
     solver: str = "lsqr",
