@@ -13,10 +13,13 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from . import checks
+
 __all__ = [
     "ParamLayout",
     "apply_update",
     "check_subset",
+    "check_vector",
     "count_parameters",
     "flat_params",
     "param_layout",
@@ -101,55 +104,34 @@ def param_layout(model: nn.Module) -> ParamLayout:
 
 def flat_params(model: nn.Module) -> torch.Tensor:
     """theta: a detached copy of all trainable parameters as one vector."""
+    checks.check_model(model)
     return torch.cat([p.detach().reshape(-1) for p in trainable_parameters(model)])
 
 
 def check_subset(subset: torch.Tensor | Sequence[int], num_params: int) -> torch.Tensor:
-    """Validate a parameter subset P and return it as a sorted unique int64 tensor.
+    """Validate a parameter subset P: sorted ascending, unique, in ``[0, num_params)``, non-empty.
 
-    Raises ``ValueError`` naming the problem: not integer, not 1-D, empty, out of range, duplicated.
+    A boolean mask of length ``num_params`` (or a :class:`~gif_lite.selection.Selection`) is accepted.
+    Raises :class:`~gif_lite.checks.GifLiteError` naming the problem; an unsorted subset is refused, never
+    sorted silently (values paired with it would be mis-assigned).
     """
-    if not isinstance(subset, torch.Tensor):
-        try:
-            subset = torch.as_tensor(list(subset))
-        except (TypeError, ValueError, RuntimeError) as e:
-            raise ValueError(
-                f"subset must be a 1-D tensor of integer indices, got {type(subset).__name__}"
-            ) from e
-    if subset.dtype.is_floating_point or subset.dtype.is_complex or subset.dtype == torch.bool:
-        raise ValueError(
-            f"subset must hold integer indices, got dtype {subset.dtype}; "
-            "a boolean mask m converts with m.nonzero().flatten()"
-        )
-    if subset.dim() != 1:
-        raise ValueError(f"subset must be 1-D, got shape {tuple(subset.shape)}")
-    if subset.numel() == 0:
-        raise ValueError("subset is empty: choose at least one parameter (see gif_lite.select_parameters)")
-    subset = subset.to(device="cpu", dtype=torch.long)
-    lo, hi = int(subset.min()), int(subset.max())
-    if lo < 0 or hi >= num_params:
-        raise ValueError(f"subset indices must lie in [0, {num_params}), got range [{lo}, {hi}]")
-    unique = torch.unique(subset)  # sorted
-    if unique.numel() != subset.numel():
-        raise ValueError(
-            f"subset holds {subset.numel() - unique.numel()} duplicated indices; pass unique indices"
-        )
-    return unique
+    return checks.check_subset(subset, num_params)
 
 
-def _check_vector(vec: torch.Tensor, num_params: int, name: str) -> None:
-    if not isinstance(vec, torch.Tensor) or vec.dim() != 1 or vec.numel() != num_params:
-        shape = tuple(vec.shape) if isinstance(vec, torch.Tensor) else type(vec).__name__
-        raise ValueError(f"{name} must be a flat vector of length {num_params}, got {shape}")
-    if not torch.isfinite(vec).all():
-        raise ValueError(f"{name} holds NaN or infinite entries")
+def check_vector(vec: torch.Tensor, num_params: int, name: str) -> None:
+    """A flat, finite, floating vector of length ``num_params`` (see :func:`gif_lite.checks.check_vector`)."""
+    checks.check_vector(vec, num_params, name)
+
+
+_check_vector = check_vector  # the former private name
 
 
 def set_flat_params(model: nn.Module, theta: torch.Tensor) -> None:
     """Write a flat vector into the model's trainable parameters (in place, no autograd)."""
+    checks.check_model(model)
     params = trainable_parameters(model)
-    _check_vector(theta, sum(p.numel() for p in params), "theta")
-    with torch.no_grad():
+    checks.check_vector(theta, sum(p.numel() for p in params), "theta", device=params[0].device)
+    with checks.atomic(model), torch.no_grad():
         start = 0
         for p in params:
             p.copy_(theta[start : start + p.numel()].view_as(p))
@@ -161,15 +143,26 @@ def apply_update(
 ) -> None:
     """theta[P] += scale * delta (theta += scale * delta when ``subset`` is None).
 
+    ``subset`` must be sorted ascending (``delta[i]`` belongs to ``subset[i]``); ``delta`` on the model's device.
+
     All inputs are validated before anything is written, so a failed call leaves the model unchanged.
     """
     theta = flat_params(model)
+    scale = checks.check_finite_number(scale, "scale")
     if subset is None:
-        _check_vector(delta, theta.numel(), "delta")
+        checks.check_vector(delta, theta.numel(), "delta", device=theta.device)
         full = delta
     else:
-        subset = check_subset(subset, theta.numel())
-        _check_vector(delta, subset.numel(), "delta (one entry per index of the subset)")
+        subset = checks.check_subset(subset, theta.numel(), device=theta.device)
+        checks.check_vector(
+            delta, subset.numel(), "delta (one entry per index of the subset)", device=theta.device
+        )
         full = torch.zeros_like(theta)
-        full[subset.to(theta.device)] = delta.to(theta)
-    set_flat_params(model, theta + scale * full.to(theta))
+        full[subset] = delta.to(theta)
+    new = theta + scale * full.to(theta)
+    if not bool(torch.isfinite(new).all()):
+        raise checks.GifLiteError(
+            f"theta + scale * delta overflows {theta.dtype} (scale={scale:g}, max |delta| = "
+            f"{float(delta.abs().max()):.3g}); use a smaller scale"
+        )
+    set_flat_params(model, new)

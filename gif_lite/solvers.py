@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from . import checks
+
 __all__ = [
     "LEAST_SQUARES_SOLVERS",
     "SQUARE_SOLVERS",
@@ -106,10 +108,8 @@ def _finish(name: str, result: SolveResult, tol: float, hint: str = "") -> Solve
 
 
 def _check_tol(tol: float, max_iter: int) -> None:
-    if not tol > 0:
-        raise ValueError(f"tol must be > 0, got {tol}")
-    if max_iter < 1:
-        raise ValueError(f"max_iter must be >= 1, got {max_iter}")
+    checks.check_finite_number(tol, "tol", low=0.0, low_open=True)
+    checks.check_max_iter(max_iter)
 
 
 # ---------------------------------------------------------------------------------------- direct
@@ -135,7 +135,7 @@ def direct(a: torch.Tensor, b: torch.Tensor, least_squares: bool = False) -> Sol
 # ---------------------------------------------------------------------------------------- cg
 def cg(matvec: MatVec, b: torch.Tensor, *, tol: float = 1e-8, max_iter: int | None = None) -> SolveResult:
     """Conjugate gradients for symmetric positive definite ``A``; stops if it meets a non-positive curvature."""
-    max_iter = max_iter or 10 * b.numel()
+    max_iter = 10 * b.numel() if max_iter is None else max_iter
     _check_tol(tol, max_iter)
     bnorm = float(b.norm())
     x = torch.zeros_like(b)
@@ -171,7 +171,7 @@ def minres(matvec: MatVec, b: torch.Tensor, *, tol: float = 1e-8, max_iter: int 
     Lanczos builds ``A V_k = V_{k+1} T_k``; Givens rotations turn ``min ||beta_1 e_1 - T_k y||`` into a
     triangular solve, and ``x_k = V_k y_k`` is updated with a three-term recurrence.
     """
-    max_iter = max_iter or 10 * b.numel()
+    max_iter = 10 * b.numel() if max_iter is None else max_iter
     _check_tol(tol, max_iter)
     beta1 = float(b.norm())
     x = torch.zeros_like(b)
@@ -227,7 +227,7 @@ def lissa(
     eigenvalue of ``A`` lies in ``(0, 2 * scale)``; ``scale=None`` estimates ``lambda_max`` by 20 power
     iterations and uses ``scale = 1.1 * lambda_max``.  Damping is the caller's ``A = H + damping * I``.
     """
-    max_iter = max_iter or 10_000
+    max_iter = 10_000 if max_iter is None else max_iter
     _check_tol(tol, max_iter)
     bnorm = float(b.norm())
     if bnorm == 0:
@@ -293,6 +293,7 @@ def lsqr(
     guarantees; for GIF, where ``len(x) = |P|`` is small, keeping them is cheap and restores that bound.
     ``None`` turns it on when ``len(x) <= 20,000``.
     """
+    _check_tol(tol, 1 if max_iter is None else max_iter)
     beta = float(b.norm())
     u = b / beta if beta > 0 else b.clone()
     v = rmatvec(u)
@@ -300,7 +301,7 @@ def lsqr(
     matvecs = 1
     if beta == 0 or alpha == 0:  # b = 0, or b orthogonal to range(A): x = 0 is optimal
         return SolveResult(torch.zeros_like(v), 0, 0.0, True, [0.0], matvecs, misfit=1.0 if beta > 0 else 0.0)
-    max_iter = max_iter or 10 * v.numel()
+    max_iter = 10 * v.numel() if max_iter is None else max_iter
     _check_tol(tol, max_iter)
     v = v / alpha
     keep = reorthogonalize if reorthogonalize is not None else v.numel() <= 20_000
@@ -364,7 +365,9 @@ def landweber(
     ``converged`` reports whether the true relative residual met ``tol``, not the paper's step test.
     """
     _check_tol(tol, max_iter)
-    c = float(normalizer)
+    c = checks.check_finite_number(normalizer, "normalizer", low=0.0, low_open=True)
+    checks.check_finite_number(normalizer_step, "normalizer_step", low=0.0, low_open=True)
+    checks.check_finite_number(step_tol, "step_tol", low=0.0)
     matvecs, restarts = 0, 0
     while True:
         x0 = rmatvec(b) / c**2
