@@ -50,6 +50,7 @@ __all__ = [
     "GifLiteError",
     "GifLiteTypeError",
     "GifLiteWarning",
+    "ModelCallError",
     "ModelState",
     "atomic",
     "check_batches",
@@ -82,6 +83,10 @@ class GifLiteError(ValueError):
 
 class GifLiteTypeError(GifLiteError, TypeError):
     """A bad input of the wrong type (both a :class:`GifLiteError` and a ``TypeError``)."""
+
+
+class ModelCallError(GifLiteError, RuntimeError):
+    """``model(inputs)`` failed (a shape or dtype mismatch): the message adds the inputs' shape and dtype."""
 
 
 class GifLiteWarning(UserWarning):
@@ -407,8 +412,8 @@ def check_loss_fn(
     reduction = getattr(loss_fn, "reduction", None)
     if isinstance(loss_fn, nn.Module) and reduction is not None and reduction not in ("mean", "batchmean"):
         raise GifLiteError(
-            f"{name} has reduction={reduction!r}; the objective is the mean loss over examples, so pass "
-            f"reduction='mean' (with 'sum' the data term would be n times too large against the weight decay)"
+            f"{name} has reduction={reduction!r}, but {name} must return a scalar batch mean: pass "
+            "reduction='mean' (with 'sum' the data term would be n times too large against the weight decay)"
         )
     return cast(Callable[[torch.Tensor, torch.Tensor], torch.Tensor], loss_fn)
 
@@ -417,12 +422,12 @@ def run_forward(model: nn.Module, x: torch.Tensor, name: str) -> torch.Tensor:
     """``model(x)``, with a failure inside the model re-raised naming the inputs' shape and dtype."""
     try:
         return model(x)
-    except (RuntimeError, TypeError, ValueError, IndexError) as e:
+    except RuntimeError as e:
         params = [p for p in model.parameters()]
         hint = ""
         if params and params[0].is_floating_point() and not x.is_floating_point():
             hint = f"; the inputs are {x.dtype} but the model is {params[0].dtype}: convert them with .to({params[0].dtype})"
-        raise GifLiteError(
+        raise ModelCallError(
             f"model({name}'s inputs) failed on inputs of shape {tuple(x.shape)} and dtype {x.dtype}{hint} ({e})"
         ) from e
 

@@ -592,7 +592,7 @@ def select(
     Raises ``ValueError`` on a bad ratio, method, inputs, missing targets/loss_fn, a model without
     Linear/Conv2d layers, or a ratio that selects nothing.
     """
-    checks.check_model(model)
+    checks.check_model(model, trainable=False)
     _check_method(method)
     ratio = _check_ratio(ratio)
     generator = checks.check_generator(generator)
