@@ -320,10 +320,11 @@ def check_data_pair(
         )
     if x.shape[0] != y.shape[0]:
         raise GifLiteError(
-            f"{name}'s inputs hold {x.shape[0]} examples but its targets {y.shape[0]}; pass one target per example"
+            f"{name}'s inputs and targets disagree on batch size: {x.shape[0]} inputs but {y.shape[0]} "
+            "targets; pass one target per example"
         )
     if x.shape[0] == 0:
-        raise GifLiteError(f"{name} holds no examples; pass at least one")
+        raise GifLiteError(f"{name} is empty (it holds no examples); pass at least one")
     if finite:
         for part, t in (("inputs", x), ("targets", y)):
             if t.is_floating_point() and not torch.isfinite(t).all():
@@ -481,7 +482,7 @@ def check_loss_on(
         with torch.no_grad():
             twice = loss_fn(model(torch.cat([xs, xs])), torch.cat([ys, ys]))
         state.restore()  # a forward must not change anything (e.g. batch-norm statistics)
-    ratio = float(twice) / float(loss) if float(loss) != 0.0 else 1.0
+    ratio = float(twice) / float(loss.detach()) if float(loss.detach()) != 0.0 else 1.0
     if math.isfinite(ratio) and abs(ratio - 2.0) < 1e-3:
         raise GifLiteError(
             "loss_fn sums over the batch (its value doubled on a batch repeated twice); the objective is the "
