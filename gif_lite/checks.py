@@ -614,7 +614,7 @@ def check_vector(
         )
     if not vec.is_floating_point():
         raise GifLiteError(
-            f"{name} must be floating point, got dtype {vec.dtype}; convert with .double() or .float()"
+            f"{name} must be a floating-point vector, got dtype {vec.dtype}; convert with .double() or .float()"
         )
     if device is not None:
         check_device(vec, device, name)
@@ -682,7 +682,8 @@ def check_solver_options(
     options: Mapping[str, object] | None = None,
 ) -> tuple[float | None, int | None, float]:
     """The solver's name, ``tol`` (> 0 or None), ``max_iter`` (>= 1 or None), ``damping`` (>= 0) and
-    keyword ``options`` (only those the named solver's function takes; ``direct`` takes none)."""
+    keyword ``options`` (only those the named solver's function takes; ``direct`` takes none, and
+    ``tol`` / ``max_iter``, checked all the same, do not apply to it)."""
     if not isinstance(solver, str) or solver not in valid:
         raise GifLiteError(
             f"unknown solver {solver!r} for this estimator; valid: {', '.join(map(repr, valid))}"
@@ -697,8 +698,6 @@ def check_solver_options(
                 f"solver='direct' solves exactly and takes no options, got {sorted(options)}; drop them "
                 "(or choose an iterative solver)"
             )
-        if tol is not None or max_iter is not None:
-            _warn("solver='direct' solves exactly: tol and max_iter are ignored", stacklevel=4)
         return tol_f, iters, damp
     from . import solvers
 
