@@ -259,19 +259,28 @@ class ModelState:
         """Bit-for-bit equality of everything recorded (tests use it)."""
 
         def grads_equal(a: torch.Tensor | None, b: torch.Tensor | None) -> bool:
-            return (a is None and b is None) or (a is not None and b is not None and torch.equal(a, b))
+            return (a is None and b is None) or (a is not None and b is not None and _same(a, b))
 
         return (
             len(self.params) == len(other.params)
             and all(
-                a[0] is b[0] and torch.equal(a[1], b[1]) and a[2] == b[2] and grads_equal(a[3], b[3])
+                a[0] is b[0] and _same(a[1], b[1]) and a[2] == b[2] and grads_equal(a[3], b[3])
                 for a, b in zip(self.params, other.params)
             )
             and len(self.buffers) == len(other.buffers)
-            and all(a[2] is b[2] and torch.equal(a[3], b[3]) for a, b in zip(self.buffers, other.buffers))
+            and all(a[2] is b[2] and _same(a[3], b[3]) for a, b in zip(self.buffers, other.buffers))
             and [m for _, m in self.modes] == [m for _, m in other.modes]
             and [tuple(map(len, h[1:])) for h in self.hooks] == [tuple(map(len, h[1:])) for h in other.hooks]
         )
+
+
+def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Bit-for-bit equality that counts NaN as equal to NaN in the same place."""
+    if a.shape != b.shape or a.dtype != b.dtype:
+        return False
+    if a.is_floating_point():
+        return torch.equal(a.isnan(), b.isnan()) and torch.equal(a.nan_to_num(0.0), b.nan_to_num(0.0))
+    return torch.equal(a, b)
 
 
 @contextmanager
@@ -542,6 +551,8 @@ def check_indices(
                 f"entry per {what[:-1] if what.endswith('s') else what}); or pass integer {what}"
             )
         t = t.nonzero().flatten()
+    if t.numel() == 0 and not allow_empty:
+        raise GifLiteError(f"{name} is empty; pass at least one of the {what}")
     if t.is_floating_point() or t.is_complex():
         raise GifLiteError(
             f"{name} must hold integer {what}, got dtype {t.dtype}; convert with .long() if they are whole"

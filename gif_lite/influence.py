@@ -340,12 +340,12 @@ def second_order_relabel_influence(
     The first term is the first-order influence, the second the correction of order ``p^2``.
     ``damping`` adds ``damping * I`` to ``H`` in both solves.
     """
-    _check_groups(obj, {"old_group": old_group, "new_group": new_group}, fraction)
-    if new_group.num_examples != old_group.num_examples:
+    if getattr(new_group, "num_examples", None) != getattr(old_group, "num_examples", None):
         raise checks.GifLiteError(
-            f"old_group holds {old_group.num_examples} examples but new_group {new_group.num_examples}; "
-            "both must be the same relabelled group (old and new labels)"
+            f"old_group holds {getattr(old_group, 'num_examples', None)} examples but new_group "
+            f"{getattr(new_group, 'num_examples', None)}; both must be the same relabelled group (old and new labels)"
         )
+    _check_groups(obj, {"old_group": old_group, "new_group": new_group}, fraction)
     if new_group.weight_decay != old_group.weight_decay:
         raise checks.GifLiteError("old_group and new_group must use the same weight_decay (it cancels in D)")
     first = influence(obj, g, solver=solver, damping=damping, tol=tol, max_iter=max_iter)

@@ -16,9 +16,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
+from . import checks
 from .objective import LossFn, Objective
 
 __all__ = ["InfluenceProblem", "relabel_problem", "removal_problem"]
@@ -33,20 +35,17 @@ class InfluenceProblem:
     group: torch.Tensor
 
 
-def _check_group(group: torch.Tensor | Sequence[int], n: int) -> torch.Tensor:
-    group = torch.as_tensor(group)
-    if group.dtype in (torch.bool,) or group.dtype.is_floating_point or group.dim() != 1:
-        raise ValueError("group must be a 1-D tensor of integer example indices")
-    if group.numel() == 0:
-        raise ValueError("group is empty: nothing to remove or relabel")
-    group = group.long()
-    if int(group.min()) < 0 or int(group.max()) >= n:
-        raise ValueError(f"group indices must lie in [0, {n}), got [{int(group.min())}, {int(group.max())}]")
-    if torch.unique(group).numel() != group.numel():
-        raise ValueError("group holds duplicated example indices")
-    if group.numel() >= n:
-        raise ValueError("group covers every example; nothing would remain to train on")
-    return group
+def _check_group(group: torch.Tensor | Sequence[int], n: int, ordered: bool = False) -> torch.Tensor:
+    """Example indices (see :func:`gif_lite.checks.check_group`), never every example."""
+    return checks.check_group(group, n, ordered=ordered)
+
+
+def _num_classes(model: nn.Module, inputs: torch.Tensor) -> int | None:
+    """The model's number of outputs (from one example, nothing changed), when its output is 2-D."""
+    with checks.atomic(model) as state, torch.no_grad():
+        out = checks.run_forward(model, inputs[:1].to(checks.model_device(model)), "data")
+        state.restore()
+    return int(out.shape[1]) if out.dim() == 2 else None
 
 
 def removal_problem(
@@ -63,10 +62,11 @@ def removal_problem(
     With ``at_optimum=True``, ``g = (m / (n - m)) (grad L_U(theta) + weight_decay * theta)``, which needs
     only the group's gradient and equals the former when ``theta`` minimises the full objective.
     """
-    inputs, targets = data
+    checks.check_model(model)
+    inputs, targets = checks.check_data_pair(data)
     n = int(inputs.shape[0])
-    group = _check_group(group, n)
-    keep = torch.ones(n, dtype=torch.bool)
+    group = _check_group(group, n).to(inputs.device)
+    keep = torch.ones(n, dtype=torch.bool, device=inputs.device)
     keep[group] = False
     retained = Objective(model, loss_fn, (inputs[keep], targets[keep]), weight_decay, **objective_kwargs)  # type: ignore[arg-type]
     if at_optimum:
@@ -93,12 +93,15 @@ def relabel_problem(
     With ``at_optimum=True``, ``g = -(m / n) (grad L_U,new(theta) - grad L_U,old(theta))`` (mean losses on
     the group; the weight-decay terms cancel), equal to the former at the old optimum.
     """
-    inputs, targets = data
+    checks.check_model(model)
+    inputs, targets = checks.check_data_pair(data)
     n = int(inputs.shape[0])
-    group = _check_group(group, n)
-    new_targets = torch.as_tensor(new_targets).to(targets.dtype)
-    if new_targets.shape[0] != group.numel():
-        raise ValueError(f"new_targets has {new_targets.shape[0]} entries for a group of {group.numel()}")
+    per_example = (
+        isinstance(new_targets, torch.Tensor | np.ndarray | list | tuple) and np.ndim(new_targets) > 0
+    )
+    group = _check_group(group, n, ordered=per_example).to(targets.device)
+    classes = None if targets.is_floating_point() else _num_classes(model, inputs)
+    new_targets = checks.check_labels(new_targets, group.numel(), targets, "new_labels", num_classes=classes)
     relabelled = targets.clone()
     relabelled[group] = new_targets
     new_obj = Objective(model, loss_fn, (inputs, relabelled), weight_decay, **objective_kwargs)  # type: ignore[arg-type]

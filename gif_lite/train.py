@@ -32,6 +32,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from . import checks
 from .objective import Data, LossFn
 from .params import reset_parameters
 
@@ -436,22 +437,7 @@ def evaluate(
 
 def _group_index(group: torch.Tensor | Sequence[int], n: int) -> torch.Tensor:
     """Validate a group of example indices (or a boolean mask of length n); return sorted unique indices."""
-    group = torch.as_tensor(group)
-    if group.dtype == torch.bool:
-        if group.shape != (n,):
-            raise ValueError(f"a boolean group mask must have shape ({n},), got {tuple(group.shape)}")
-        return group.nonzero().flatten()
-    if group.dtype.is_floating_point or group.dim() != 1:
-        raise ValueError(
-            f"group must be a 1-D tensor of example indices, got {group.dtype} {tuple(group.shape)}"
-        )
-    group = group.long()
-    if group.numel() and (int(group.min()) < 0 or int(group.max()) >= n):
-        raise ValueError(f"group indices must lie in [0, {n}), got [{int(group.min())}, {int(group.max())}]")
-    unique = torch.unique(group)
-    if unique.numel() != group.numel():
-        raise ValueError("group holds duplicated indices")
-    return unique
+    return checks.check_group(group, n, allow_all=True).sort().values
 
 
 def drop_examples(data: Data, group: torch.Tensor | Sequence[int]) -> Data:
