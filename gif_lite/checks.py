@@ -63,6 +63,7 @@ __all__ = [
     "check_labels",
     "check_loss_fn",
     "check_loss_on",
+    "check_loss_value",
     "check_max_iter",
     "check_model",
     "check_modes",

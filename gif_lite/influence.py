@@ -16,7 +16,7 @@ fixed parameters, ``H[F,P] x ~ g[F]``, which FIF ignores and PIF only gets by ac
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -25,6 +25,7 @@ import torch
 from . import checks
 from . import solvers as S
 from .objective import Objective
+from .types import MatVec, Subset
 
 __all__ = [
     "InfluenceResult",
@@ -35,8 +36,6 @@ __all__ = [
     "second_order_influence",
     "second_order_relabel_influence",
 ]
-
-Subset = torch.Tensor | Sequence[int]
 
 
 @dataclass
@@ -120,7 +119,7 @@ def _result(
 
 
 def _solve_square(
-    matvec: S.MatVec,
+    matvec: MatVec,
     b: torch.Tensor,
     dense: Callable[[], torch.Tensor],
     solver: str,
@@ -255,6 +254,7 @@ def second_order_influence(
     damping: float = 0.0,
     tol: float | None = None,
     max_iter: int | None = None,
+    **solver_kwargs: Any,
 ) -> InfluenceResult:
     """Second-order group influence of removing a group U (after Basu, You & Feizi 2020).
 
@@ -266,16 +266,25 @@ def second_order_influence(
 
     The exact retrained change is ``p (H - p H_U)^-1 g_U`` (for a quadratic loss); the first term alone
     (``q H^-1 g_U``, the first-order group influence) matches it to O(p^2), both terms to O(p^3).
+    The solver options (``solver``, ``damping``, ``tol``, ``max_iter``, ``solver_kwargs``) are those of
+    :func:`influence` and apply to both of its solves.
     """
     _check_groups(obj, {"group_obj": group_obj}, fraction)
     if group_obj.weight_decay != obj.weight_decay:
         raise checks.GifLiteError("group_obj must use the same weight_decay as obj (g_U and H_U include it)")
+    solve: dict[str, Any] = {
+        "solver": solver,
+        "damping": damping,
+        "tol": tol,
+        "max_iter": max_iter,
+        **solver_kwargs,
+    }
     q = fraction / (1.0 - fraction)
     g_u = group_obj.gradient()
-    first = influence(obj, g_u, solver=solver, damping=damping, tol=tol, max_iter=max_iter)
+    first = influence(obj, g_u, **solve)
     x1 = first.delta
     correction = group_obj.hvp(x1) - obj.hvp(x1) - damping * x1
-    second = influence(obj, correction, solver=solver, damping=damping, tol=tol, max_iter=max_iter)
+    second = influence(obj, correction, **solve)
     return _two_solves(first, second, q * x1 + q * q * second.delta)
 
 
@@ -327,6 +336,7 @@ def second_order_relabel_influence(
     damping: float = 0.0,
     tol: float | None = None,
     max_iter: int | None = None,
+    **solver_kwargs: Any,
 ) -> InfluenceResult:
     """Newton step for relabelling a group, to second order in its share ``p = m / n``.
 
@@ -338,7 +348,8 @@ def second_order_relabel_influence(
     ``delta = H^-1 g - p H^-1 D H^-1 g``
 
     The first term is the first-order influence, the second the correction of order ``p^2``.
-    ``damping`` adds ``damping * I`` to ``H`` in both solves.
+    ``damping`` adds ``damping * I`` to ``H`` in both solves; ``solver``, ``tol``, ``max_iter`` and
+    ``solver_kwargs`` go to both :func:`influence` solves, as for the other estimators.
     """
     if getattr(new_group, "num_examples", None) != getattr(old_group, "num_examples", None):
         raise checks.GifLiteError(
@@ -348,8 +359,15 @@ def second_order_relabel_influence(
     _check_groups(obj, {"old_group": old_group, "new_group": new_group}, fraction)
     if new_group.weight_decay != old_group.weight_decay:
         raise checks.GifLiteError("old_group and new_group must use the same weight_decay (it cancels in D)")
-    first = influence(obj, g, solver=solver, damping=damping, tol=tol, max_iter=max_iter)
+    solve: dict[str, Any] = {
+        "solver": solver,
+        "damping": damping,
+        "tol": tol,
+        "max_iter": max_iter,
+        **solver_kwargs,
+    }
+    first = influence(obj, g, **solve)
     x1 = first.delta
     dx = new_group.hvp(x1) - old_group.hvp(x1)
-    second = influence(obj, dx, solver=solver, damping=damping, tol=tol, max_iter=max_iter)
+    second = influence(obj, dx, **solve)
     return _two_solves(first, second, x1 - fraction * second.delta)

@@ -123,9 +123,6 @@ def check_vector(vec: torch.Tensor, num_params: int, name: str) -> None:
     checks.check_vector(vec, num_params, name)
 
 
-_check_vector = check_vector  # the former private name
-
-
 def set_flat_params(model: nn.Module, theta: torch.Tensor) -> None:
     """Write a flat vector into the model's trainable parameters (in place, no autograd)."""
     checks.check_model(model)

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
 
 from . import checks
+from .types import MatVec
 
 __all__ = [
     "LEAST_SQUARES_SOLVERS",
@@ -36,7 +36,6 @@ __all__ = [
     "relative_residual",
 ]
 
-MatVec = Callable[[torch.Tensor], torch.Tensor]
 
 SQUARE_SOLVERS = ("direct", "cg", "minres", "lissa", "lsqr", "landweber")
 LEAST_SQUARES_SOLVERS = ("direct", "lsqr", "landweber")

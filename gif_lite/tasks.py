@@ -21,7 +21,8 @@ import torch
 from torch import nn
 
 from . import checks
-from .objective import LossFn, Objective
+from .objective import Objective
+from .types import Data, Group, LossFn
 
 __all__ = ["InfluenceProblem", "relabel_problem", "removal_problem"]
 
@@ -51,8 +52,8 @@ def _num_classes(model: nn.Module, inputs: torch.Tensor) -> int | None:
 def removal_problem(
     model: nn.Module,
     loss_fn: LossFn,
-    data: tuple[torch.Tensor, torch.Tensor],
-    group: torch.Tensor | Sequence[int],
+    data: Data,
+    group: Group,
     weight_decay: float = 0.0,
     at_optimum: bool = False,
     **objective_kwargs: object,
@@ -81,14 +82,16 @@ def removal_problem(
 def relabel_problem(
     model: nn.Module,
     loss_fn: LossFn,
-    data: tuple[torch.Tensor, torch.Tensor],
-    group: torch.Tensor | Sequence[int],
-    new_targets: torch.Tensor,
+    data: Data,
+    group: Group,
+    new_labels: torch.Tensor | int,
     weight_decay: float = 0.0,
     at_optimum: bool = False,
     **objective_kwargs: object,
 ) -> InfluenceProblem:
-    """Give examples ``group`` the targets ``new_targets``: new objective and ``g = -grad L_new(theta)``.
+    """Give examples ``group`` the labels ``new_labels``: new objective and ``g = -grad L_new(theta)``.
+
+    ``new_labels`` is one label for the whole group or one per entry of ``group`` (in ``group``'s order).
 
     With ``at_optimum=True``, ``g = -(m / n) (grad L_U,new(theta) - grad L_U,old(theta))`` (mean losses on
     the group; the weight-decay terms cancel), equal to the former at the old optimum.
@@ -96,18 +99,16 @@ def relabel_problem(
     checks.check_model(model)
     inputs, targets = checks.check_data_pair(data)
     n = int(inputs.shape[0])
-    per_example = (
-        isinstance(new_targets, torch.Tensor | np.ndarray | list | tuple) and np.ndim(new_targets) > 0
-    )
+    per_example = isinstance(new_labels, torch.Tensor | np.ndarray | list | tuple) and np.ndim(new_labels) > 0
     group = _check_group(group, n, ordered=per_example).to(targets.device)
     classes = None if targets.is_floating_point() else _num_classes(model, inputs)
-    new_targets = checks.check_labels(new_targets, group.numel(), targets, "new_labels", num_classes=classes)
+    new_labels = checks.check_labels(new_labels, group.numel(), targets, "new_labels", num_classes=classes)
     relabelled = targets.clone()
-    relabelled[group] = new_targets
+    relabelled[group] = new_labels
     new_obj = Objective(model, loss_fn, (inputs, relabelled), weight_decay, **objective_kwargs)  # type: ignore[arg-type]
     if at_optimum:
         old_u = Objective(model, loss_fn, (inputs[group], targets[group])).gradient()
-        new_u = Objective(model, loss_fn, (inputs[group], new_targets)).gradient()
+        new_u = Objective(model, loss_fn, (inputs[group], new_labels)).gradient()
         g = -(group.numel() / n) * (new_u - old_u)
     else:
         g = -new_obj.gradient()

@@ -24,8 +24,8 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 import gif_lite as gl
 from gif_lite import checks, solvers
 from gif_lite.book.checkpoints import load_checkpoint, save_checkpoint
-from gif_lite.train import drop_examples
 from gif_lite.checks import GifLiteError, GifLiteTypeError, GifLiteWarning, ModelCallError, ModelState
+from gif_lite.train import drop_examples
 
 CE = F.cross_entropy
 N, D, K = 24, 4, 3
@@ -217,7 +217,10 @@ CASES = [
     ),
     Case("data-int-inputs", lambda m: gl.Objective(m, CE, (X.long(), Y)), ModelCallError, "convert them"),
     Case(
-        "data-wrong-width", lambda m: gl.Objective(m, CE, (X[:, :3], Y)), ModelCallError, "shapes cannot be multiplied"
+        "data-wrong-width",
+        lambda m: gl.Objective(m, CE, (X[:, :3], Y)),
+        ModelCallError,
+        "shapes cannot be multiplied",
     ),
     Case("data-no-batches", lambda m: gl.Objective(m, CE, []), GifLiteError, "no batches"),
     Case(

@@ -25,7 +25,16 @@ from torch import nn
 
 from ..checks import GifLiteError, atomic, check_model
 
-__all__ = ["cached_model", "config_key", "load_checkpoint", "model_cache_dir", "save_checkpoint"]
+__all__ = [
+    "CACHE_ENV",
+    "FORMAT",
+    "cached_model",
+    "canonical_json",
+    "config_key",
+    "load_checkpoint",
+    "model_cache_dir",
+    "save_checkpoint",
+]
 
 FORMAT = "gif_lite.checkpoint/1"
 _FIELDS = ("format", "state_dict", "config_json", "config_key", "gif_lite_version")
