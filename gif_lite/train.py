@@ -136,12 +136,13 @@ def objective_value(
     """
     inputs, targets = _check_data(data)
     params = _trainable(model)
+    device = checks.model_device(model)  # batches are moved where the model lives, one chunk at a time
     n = len(targets)
     step = batch_size or n
     grads = [torch.zeros_like(p) for p in params]
     total = 0.0
     for start in range(0, n, step):
-        x, y = inputs[start : start + step], targets[start : start + step]
+        x, y = inputs[start : start + step].to(device), targets[start : start + step].to(device)
         part = loss_fn(model(x), y) * (len(y) / n)
         for g, d in zip(grads, torch.autograd.grad(part, params), strict=True):
             g.add_(d)
@@ -184,7 +185,8 @@ class _CachedObjective:
 
     def __init__(self, model: nn.Module, loss_fn: LossFn, data: Data, weight_decay: float) -> None:
         self.model, self.loss_fn, self.weight_decay = model, loss_fn, weight_decay
-        self.inputs, self.targets = data
+        device = checks.model_device(model)  # full batch: moved where the model lives once
+        self.inputs, self.targets = data[0].to(device), data[1].to(device)
         self.params = _trainable(model)
         self.theta: torch.Tensor | None = None
         self.loss = torch.tensor(0.0)
@@ -359,6 +361,7 @@ def _train_minibatch(
     if schedule not in ("constant", "cosine", "step"):
         raise ValueError(f"unknown schedule {schedule!r}; valid: 'constant', 'cosine', 'step'")
     generator = torch.Generator().manual_seed(seed)
+    device = checks.model_device(model)
     n = len(targets)
     steps_per_epoch = math.ceil(n / batch_size)
     total_steps, step = epochs * steps_per_epoch, 0
@@ -367,7 +370,8 @@ def _train_minibatch(
     model.train()
     with _bar(total_steps, f"{optimizer} training", progress) as bar:
         for epoch in range(epochs):
-            order = torch.randperm(n, generator=generator)
+            # drawn on the CPU (the same order on every device), moved once per epoch to the data
+            order = torch.randperm(n, generator=generator).to(inputs.device)
             total = 0.0
             for start in range(0, n, batch_size):
                 index = order[start : start + batch_size]
@@ -376,7 +380,8 @@ def _train_minibatch(
                         group["lr"] = _scheduled_lr(schedule, lr, step, total_steps, epoch)
                 step += 1
                 opt.zero_grad(set_to_none=True)
-                loss = loss_fn(model(inputs[index]), targets[index]) + _penalty(params, weight_decay)
+                xb, yb = inputs[index].to(device), targets[index].to(device)
+                loss = loss_fn(model(xb), yb) + _penalty(params, weight_decay)
                 loss.backward()
                 opt.step()
                 total += float(loss.detach()) * len(index)
@@ -457,9 +462,13 @@ def evaluate(
     was_training = model.training
     model.eval()
     try:
-        outputs = torch.cat([model(inputs[i : i + batch_size]) for i in range(0, len(targets), batch_size)])
+        device = checks.model_device(model)
+        outputs = torch.cat(
+            [model(inputs[i : i + batch_size].to(device)) for i in range(0, len(targets), batch_size)]
+        )
     finally:
         model.train(was_training)
+    targets = targets.to(outputs.device)
     k = num_classes or outputs.shape[1]
     correct = (outputs.argmax(dim=1) == targets).double()
     losses = _per_example_losses(loss_fn, outputs, targets).double()
@@ -488,11 +497,11 @@ def _group_index(group: Group, n: int) -> torch.Tensor:
 def drop_examples(data: Data, group: Group) -> Data:
     """``data`` without the examples in ``group`` (order of the rest preserved)."""
     inputs, targets = _check_data(data)
-    keep = torch.ones(len(targets), dtype=torch.bool)
-    keep[_group_index(group, len(targets))] = False
+    keep = torch.ones(len(targets), dtype=torch.bool, device=targets.device)
+    keep[_group_index(group, len(targets)).to(targets.device)] = False
     if not keep.any():
-        raise ValueError("the group holds every example; nothing would be left to train on")
-    return inputs[keep], targets[keep]
+        raise checks.GifLiteError("the group holds every example; nothing would be left to train on")
+    return inputs[keep.to(inputs.device)], targets[keep]
 
 
 def relabel_examples(data: Data, group: Group, new_labels: torch.Tensor | int) -> Data:

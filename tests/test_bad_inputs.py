@@ -669,6 +669,41 @@ CASES = [
         "reduction",
     ),
     Case("select-method", lambda m: gl.select(m, "biggest", 0.5, X), GifLiteError, "unknown method"),
+    # ---------------------------------------------------------------- training, evaluation, retraining
+    Case(
+        "retrain-without-bad-group",
+        lambda m: gl.retrain_without(m, CE, (X, Y), _sub(99)),
+        GifLiteError,
+        r"\[0, 24\)",
+    ),
+    Case(
+        "retrain-without-everything",
+        lambda m: gl.retrain_without(m, CE, (X, Y), torch.arange(N)),
+        GifLiteError,
+        "nothing would be left",
+    ),
+    Case(
+        "retrain-relabelled-fractional",
+        lambda m: gl.retrain_relabelled(m, CE, (X, Y), G, torch.full((6,), 0.5)),
+        GifLiteError,
+        "integer class labels",
+    ),
+    Case(
+        "relabel-examples-column",
+        lambda m: gl.relabel_examples((X, Y), G, torch.zeros(6, 1, dtype=torch.long)),
+        GifLiteError,
+        "reshape",
+    ),
+    Case("evaluate-dict", lambda m: gl.evaluate(m, {"x": X, "y": Y}), GifLiteTypeError, "dict"),
+    Case(
+        "train-lbfgs-short-targets", lambda m: gl.train_lbfgs(m, CE, (X, Y[:-2])), GifLiteError, "batch size"
+    ),
+    Case(
+        "objective-value-list-targets",
+        lambda m: gl.objective_value(m, CE, (X, Y.tolist())),
+        GifLiteTypeError,
+        "targets must be",
+    ),
 ]
 
 
@@ -818,6 +853,10 @@ def test_cuda_model_runs_on_cuda_and_refuses_cpu_vectors() -> None:
     assert obj.hessian().device.type == "cuda"
     with pytest.raises(GifLiteError, match="move it"):
         gl.influence(obj, g.cpu())
+    # training and evaluation move CPU batches to the model's device
+    gl.train_minibatch(model, CE, (X, Y), epochs=1, batch_size=8, lr=1e-2, progress=False)
+    assert gl.evaluate(model, (X, Y)).accuracy >= 0.0
+    assert gl.objective_value(model, CE, (X, Y))[1] >= 0.0
 
 
 # ------------------------------------------------------------------------------------- properties (hypothesis)
