@@ -289,7 +289,8 @@ def second_order_influence(
 
 
 def _check_groups(obj: Objective, groups: dict[str, Objective], fraction: float) -> None:
-    """Group objectives on the very model of ``obj``, and ``fraction`` equal to ``m / n`` of their data."""
+    """Group objectives on the very model of ``obj``, and ``fraction`` in (0, 1), equal to ``m / n`` when ``obj``
+    holds the full data (at least ``m / fraction`` examples; fewer means a subsampled Hessian, not checked)."""
     if not isinstance(obj, Objective):
         raise checks.GifLiteTypeError(f"obj must be a gif_lite.Objective, got {type(obj).__name__}")
     fraction = checks.check_finite_number(fraction, "fraction", low=0.0, low_open=True)
@@ -304,7 +305,10 @@ def _check_groups(obj: Objective, groups: dict[str, Objective], fraction: float)
                 f"it with obj.model"
             )
         m, n = group.num_examples, obj.num_examples
-        if not math.isclose(fraction, m / n, rel_tol=1e-6):
+        # obj may be a subsample of the training data (a Hessian estimated on fewer examples than the n
+        # behind fraction = m / n); when it holds at least m / fraction examples it is the full data,
+        # and then fraction must be m / n (e.g. not m / (n - m))
+        if n >= m / fraction * (1 - 1e-9) and not math.isclose(fraction, m / n, rel_tol=1e-6):
             raise checks.GifLiteError(
                 f"fraction={fraction:g} disagrees with the data: {name} holds m={m} examples and obj n={n}, "
                 f"so fraction = m / n = {m / n:g}; pass that (obj must be the full-data objective)"
