@@ -43,7 +43,7 @@ def _as_batches(data: Data | Iterable[Data]) -> list[Data] | Iterable[Data]:
 def _check_distributed(distributed: bool) -> bool:
     """``distributed=True`` needs an initialised default ``torch.distributed`` process group."""
     if not isinstance(distributed, bool):
-        raise TypeError(f"distributed must be True or False, got {distributed!r}")
+        raise checks.GifLiteTypeError(f"distributed must be True or False, got {distributed!r}")
     if distributed and not (torch.distributed.is_available() and torch.distributed.is_initialized()):
         raise RuntimeError(
             "distributed=True needs the default torch.distributed process group: call "
@@ -95,7 +95,7 @@ class Objective:
         self.max_dense_params = int(max_dense_params)
         self.params = trainable_parameters(model)
         if not self.params:
-            raise ValueError("model has no trainable parameters (all have requires_grad=False)")
+            raise checks.GifLiteError("model has no trainable parameters (all have requires_grad=False)")
         self.num_params = sum(p.numel() for p in self.params)
         first = self.params[0]
         self.dtype, self.device = first.dtype, first.device

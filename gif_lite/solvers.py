@@ -123,7 +123,7 @@ def direct(a: torch.Tensor, b: torch.Tensor, least_squares: bool = False) -> Sol
         try:
             x = torch.linalg.solve(a, b)
         except RuntimeError as e:  # singular
-            raise ValueError(
+            raise checks.GifLiteError(
                 "the matrix is singular, so the system has no unique solution; add damping, or use "
                 "generalized_influence (least squares) instead"
             ) from e
@@ -236,7 +236,7 @@ def lissa(
         lam, extra = _power_iteration(matvec, b, 20)
         scale = 1.1 * lam
     if not scale > 0:
-        raise ValueError(f"lissa needs scale > 0 (above half the largest eigenvalue), got {scale}")
+        raise checks.GifLiteError(f"lissa needs scale > 0 (above half the largest eigenvalue), got {scale}")
     y = b.clone()  # y_j = scale * x_j
     history, it, hint = [], 0, ""
     while it < max_iter:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import torch
 
+from . import checks
 from .types import MatVec
 
 __all__ = ["LanczosResult", "lanczos", "negative_eigenvalue_fraction", "spectral_quadrature"]
@@ -75,17 +76,17 @@ def lanczos(
     then exact eigenvalues of ``A``).  Costs ``steps`` matvecs and O(steps * n) memory.
     """
     if n < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
+        raise checks.GifLiteError(f"n must be >= 1, got {n}")
     if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
+        raise checks.GifLiteError(f"steps must be >= 1, got {steps}")
     steps = min(steps, n)
     if start is None:
         q = _random_unit(n, seed, dtype, device)
     else:
         if start.shape != (n,):
-            raise ValueError(f"start must have shape ({n},), got {tuple(start.shape)}")
+            raise checks.GifLiteError(f"start must have shape ({n},), got {tuple(start.shape)}")
         if float(start.norm()) == 0.0:
-            raise ValueError("start must be a nonzero vector")
+            raise checks.GifLiteError("start must be a nonzero vector")
         q = (start / start.norm()).to(device=device, dtype=dtype)
     basis = torch.empty(steps, n, dtype=q.dtype, device=q.device)
     alphas: list[float] = []
@@ -128,7 +129,7 @@ def spectral_quadrature(
     the weights divided by ``probes`` so they sum to 1: ``(1/n) sum_i f(lambda_i) ~ sum_j w_j f(node_j)``.
     """
     if probes < 1:
-        raise ValueError(f"probes must be >= 1, got {probes}")
+        raise checks.GifLiteError(f"probes must be >= 1, got {probes}")
     nodes, weights = [], []
     for p in range(probes):
         res = lanczos(matvec, n, steps, seed + p, dtype=dtype, device=device)
@@ -157,6 +158,6 @@ def negative_eigenvalue_fraction(
     with the exact count (``torch.linalg.eigvalsh``) where the Hessian fits in memory.
     """
     if threshold < 0:
-        raise ValueError(f"threshold must be >= 0, got {threshold}")
+        raise checks.GifLiteError(f"threshold must be >= 0, got {threshold}")
     nodes, weights = spectral_quadrature(matvec, n, steps, probes, seed, dtype=dtype, device=device)
     return float(weights[nodes < -threshold].sum())

@@ -293,7 +293,7 @@ def _optimizer(name: str, params: list[nn.Parameter], lr: float, momentum: float
         return torch.optim.Adam(params, lr=lr)
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=momentum)
-    raise ValueError(f"unknown optimizer {name!r}; valid: 'adam', 'sgd'")
+    raise checks.GifLiteError(f"unknown optimizer {name!r}; valid: 'adam', 'sgd'")
 
 
 def _scheduled_lr(schedule: str, lr: float, step: int, total_steps: int, epoch: int) -> float:
@@ -335,7 +335,9 @@ def train_minibatch(
     if recipe is None:
         missing = [k for k in ("epochs", "batch_size", "lr") if changes[k] is None]
         if missing:
-            raise TypeError(f"train_minibatch needs {', '.join(missing)}: pass them, or a recipe=Recipe(...)")
+            raise checks.GifLiteTypeError(
+                f"train_minibatch needs {', '.join(missing)}: pass them, or a recipe=Recipe(...)"
+            )
         recipe = Recipe(**{k: v for k, v in changes.items() if v is not None})
     else:
         recipe = recipe.but(**changes)
@@ -359,7 +361,7 @@ def _train_minibatch(
     params = _trainable(model)
     opt = _optimizer(optimizer, params, lr, momentum)
     if schedule not in ("constant", "cosine", "step"):
-        raise ValueError(f"unknown schedule {schedule!r}; valid: 'constant', 'cosine', 'step'")
+        raise checks.GifLiteError(f"unknown schedule {schedule!r}; valid: 'constant', 'cosine', 'step'")
     generator = torch.Generator().manual_seed(seed)
     device = checks.model_device(model)
     n = len(targets)
@@ -537,7 +539,7 @@ def _run_trainer(
     elif callable(trainer):
         result = trainer(new, loss_fn, data, **train_kwargs)
     else:
-        raise ValueError(f"unknown trainer {trainer!r}; valid: 'lbfgs', 'minibatch', or a callable")
+        raise checks.GifLiteError(f"unknown trainer {trainer!r}; valid: 'lbfgs', 'minibatch', or a callable")
     return new, result
 
 
