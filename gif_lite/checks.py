@@ -603,7 +603,7 @@ def check_group(
         )
     g = check_indices(group, n, name, what="example indices")
     if not allow_all and g.numel() >= n:
-        raise GifLiteError(f"{name} covers all {n} examples; nothing would remain to train on")
+        raise GifLiteError(f"{name} covers every example (all {n}); nothing would remain to train on")
     return g
 
 
@@ -660,12 +660,14 @@ def check_labels(
     shape = (m, *targets.shape[1:])
     if t.dim() == 0 and targets.dim() == 1:
         t = t.expand(m)
+    if t.dim() >= 1 and t.shape[0] != m:
+        raise GifLiteError(
+            f"{name} has {t.shape[0]} entries for a group of {m}; pass one label per example (shape {shape}) "
+            "or one label for all"
+        )
     if tuple(t.shape) != shape:
         fix = "; drop the extra dimension with .reshape(-1)" if t.numel() == m and targets.dim() == 1 else ""
-        raise GifLiteError(
-            f"{name} has shape {tuple(t.shape)}; the group needs one label per example, shape {shape} "
-            f"(or one label for all){fix}"
-        )
+        raise GifLiteError(f"{name} has shape {tuple(t.shape)}; the group needs shape {shape}{fix}")
     if t.is_floating_point() and not bool(torch.isfinite(t).all()):
         raise GifLiteError(f"{name} holds NaN or infinite values")
     if not targets.is_floating_point():
