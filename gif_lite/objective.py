@@ -62,8 +62,12 @@ def _all_reduce(t: torch.Tensor) -> torch.Tensor:
 class Objective:
     """Mean loss of ``model`` over ``data`` plus ``weight_decay / 2 * ||theta||^2``.
 
-    ``data`` is an ``(inputs, targets)`` pair of tensors or an iterable of such batches (e.g. a
-    ``DataLoader`` without shuffling).  ``loss_fn(outputs, targets)`` must return the batch mean.
+    ``data`` is an ``(inputs, targets)`` pair of tensors (or numpy arrays), a ``TensorDataset``, or an
+    iterable of such batches (a list, a ``DataLoader``: shuffled is fine, the objective sums over every
+    example; ``drop_last=True`` with shuffling is refused).  ``loss_fn(outputs, targets)`` must return the
+    batch mean.  All of it is checked on construction (see :mod:`gif_lite.checks`), including one probe of
+    ``loss_fn`` on a few examples; every later call checks that the model's trainable parameters and modes
+    are still those it was built with.
 
     ``distributed=True``: ``data`` is this rank's shard; example counts, losses, gradients, HVPs and
     Hessian columns are summed over the default ``torch.distributed`` process group (each batch
