@@ -47,12 +47,14 @@ from torch import nn
 
 __all__ = [
     "MAX_ONE_SHOT_BATCHES",
+    "MAX_UNSIZED_BATCHES",
     "GifLiteError",
     "GifLiteTypeError",
     "GifLiteWarning",
     "ModelCallError",
     "ModelState",
     "atomic",
+    "bounded",
     "check_batches",
     "check_data_pair",
     "check_device",
@@ -76,6 +78,8 @@ __all__ = [
 
 #: A one-shot iterator given as data is read into memory; more batches than this means it never ends.
 MAX_ONE_SHOT_BATCHES = 10_000
+#: A re-iterable without a length (no ``len()``) that yields more batches than this in one pass is refused.
+MAX_UNSIZED_BATCHES = 1_000_000
 
 
 class GifLiteError(ValueError):
@@ -409,6 +413,25 @@ def check_batches(
             raise GifLiteError(f"{name} holds no batches; pass at least one (inputs, targets) pair")
         return [check_data_pair(b, f"{name}[{i}]") for i, b in enumerate(data)]
     return cast(Iterable[Any], data)
+
+
+def bounded(batches: Iterable[Any], name: str = "data") -> Iterator[Any]:
+    """Iterate ``batches``; one without ``len()`` that runs past :data:`MAX_UNSIZED_BATCHES` is refused."""
+    try:
+        len(batches)  # type: ignore[arg-type]
+        sized = True
+    except TypeError:
+        sized = False
+    if sized:
+        yield from batches
+        return
+    for i, batch in enumerate(batches):
+        if i >= MAX_UNSIZED_BATCHES:
+            raise GifLiteError(
+                f"{name} yielded more than {MAX_UNSIZED_BATCHES:,} batches in one pass without ending; pass a "
+                "finite collection of batches (a list or a DataLoader over a sized dataset)"
+            )
+        yield batch
 
 
 # ---------------------------------------------------------------------------------------------- losses

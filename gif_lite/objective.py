@@ -124,7 +124,7 @@ class Objective:
     # ------------------------------------------------------------------ data
     def _count_and_check(self) -> int:
         n = 0
-        for i, batch in enumerate(self.batches):
+        for i, batch in enumerate(checks.bounded(self.batches)):
             x, _ = checks.check_data_pair(batch, f"data batch {i}")
             n += int(x.shape[0])
         if self.distributed:

@@ -776,6 +776,17 @@ def test_atomic_restores_everything() -> None:
     assert ModelState(model).same_as(before)
 
 
+def test_selection_leaves_a_training_mode_batchnorm_model_as_it_was() -> None:
+    model = _bn().train()
+    before = ModelState(model)
+    for method in ("highest_outputs", "highest_gradients", "largest_gradient_entries"):
+        gl.select(model, method, 0.3, X, Y, CE)  # runs forwards in training mode: statistics restored
+        assert ModelState(model).same_as(before), method
+    with pytest.raises(ModelCallError):
+        gl.select(model, "highest_gradients", 0.3, X[:, :2], Y, CE)
+    assert ModelState(model).same_as(before)
+
+
 def test_gradient_never_rewrites_batchnorm_statistics() -> None:
     model = _bn()
     stats = model[1].running_mean.clone()
@@ -783,6 +794,19 @@ def test_gradient_never_rewrites_batchnorm_statistics() -> None:
     obj.gradient()
     obj.hvp(_v(obj.num_params))
     assert torch.equal(model[1].running_mean, stats)
+
+
+def test_an_endless_reiterable_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Endless:
+        def __iter__(self):
+            return itertools.cycle([(X[:4], Y[:4])])
+
+    monkeypatch.setattr(checks, "MAX_UNSIZED_BATCHES", 50)
+    model = _mlp()
+    before = ModelState(model)
+    with pytest.raises(GifLiteError, match="more than 50 batches in one pass"):
+        gl.Objective(model, CE, Endless())
+    assert ModelState(model).same_as(before)
 
 
 # ------------------------------------------------------------------------------------- documented acceptances
