@@ -577,6 +577,8 @@ def check_indices(
         t = t.nonzero().flatten()
     if t.numel() == 0 and not allow_empty:
         raise GifLiteError(f"{name} is empty; pass at least one of the {what}")
+    if t.numel() == 0 and t.dim() == 1:  # an allowed empty selection: its dtype does not matter
+        return torch.empty(0, dtype=torch.long, device=device if device is not None else t.device)
     if t.is_floating_point() or t.is_complex():
         raise GifLiteError(
             f"{name} must hold integer {what}, got dtype {t.dtype}; convert with .long() if they are whole"
@@ -615,7 +617,13 @@ def check_subset(
 
 
 def check_group(
-    group: object, n: int, name: str = "group", *, allow_all: bool = False, ordered: bool = False
+    group: object,
+    n: int,
+    name: str = "group",
+    *,
+    allow_all: bool = False,
+    ordered: bool = False,
+    allow_empty: bool = False,
 ) -> torch.Tensor:
     """Example indices in the caller's order (unique, in ``[0, n)``, non-empty, not every example unless
     ``allow_all``).  ``ordered`` (labels will be paired with it) refuses an unordered ``set``."""
@@ -624,7 +632,7 @@ def check_group(
             f"{name} is a set, whose order is arbitrary, so per-example labels cannot be paired with it; "
             f"pass sorted({name}) and labels in that order"
         )
-    g = check_indices(group, n, name, what="example indices")
+    g = check_indices(group, n, name, what="example indices", allow_empty=allow_empty)
     if not allow_all and g.numel() >= n:
         raise GifLiteError(f"{name} covers every example (all {n}); nothing would remain to train on")
     return g

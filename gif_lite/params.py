@@ -18,10 +18,13 @@ from . import checks
 __all__ = [
     "ParamLayout",
     "apply_update",
+    "check_group",
     "check_subset",
     "check_vector",
     "count_parameters",
+    "embed",
     "flat_params",
+    "keep_mask",
     "param_layout",
     "reset_parameters",
     "set_flat_params",
@@ -123,6 +126,34 @@ def check_vector(vec: torch.Tensor, num_params: int, name: str) -> None:
     checks.check_vector(vec, num_params, name)
 
 
+def embed(delta: torch.Tensor, subset: torch.Tensor, num_params: int) -> torch.Tensor:
+    """The update on ``P`` as a full vector: zeros of length ``num_params`` with ``out[P] = delta``.
+
+    The one scatter of a subset update into the flat parameter vector (dtype and device of ``delta``).
+    """
+    out = torch.zeros(num_params, dtype=delta.dtype, device=delta.device)
+    out[subset.to(delta.device)] = delta
+    return out
+
+
+def check_group(group: torch.Tensor | Sequence[int], n: int, *, allow_empty: bool = False) -> torch.Tensor:
+    """Validate a group of example indices into ``n`` examples; return it as a 1-D int64 tensor.
+
+    The one rule for groups (:func:`gif_lite.checks.check_group`): 1-D integer indices in ``[0, n)``
+    without duplicates (kept in the caller's order), or a boolean mask of shape ``(n,)`` (its ``True``
+    positions, ascending); a ``set`` is taken sorted.  Empty groups are refused unless ``allow_empty``.
+    Raises :class:`~gif_lite.checks.GifLiteError` naming the problem.
+    """
+    return checks.check_group(group, n, allow_all=True, allow_empty=allow_empty)
+
+
+def keep_mask(group: torch.Tensor, n: int, device: torch.device | str | None = None) -> torch.Tensor:
+    """The boolean mask of the ``n`` examples *not* in ``group`` (a group checked by :func:`check_group`)."""
+    keep = torch.ones(n, dtype=torch.bool, device=device)
+    keep[group.to(keep.device)] = False
+    return keep
+
+
 def set_flat_params(model: nn.Module, theta: torch.Tensor) -> None:
     """Write a flat vector into the model's trainable parameters (in place, no autograd)."""
     checks.check_model(model)
@@ -154,8 +185,7 @@ def apply_update(
         checks.check_vector(
             delta, subset.numel(), "delta (one entry per index of the subset)", device=theta.device
         )
-        full = torch.zeros_like(theta)
-        full[subset] = delta.to(theta)
+        full = embed(delta.to(theta), subset, theta.numel())
     new = theta + scale * full.to(theta)
     if not bool(torch.isfinite(new).all()):
         raise checks.GifLiteError(

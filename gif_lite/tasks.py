@@ -13,7 +13,6 @@ In both cases ``theta + delta`` (``delta = H^-1 g``) is the Newton-step predicti
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,6 +21,7 @@ from torch import nn
 
 from . import checks
 from .objective import Objective
+from .params import keep_mask
 from .types import Data, Group, LossFn
 
 __all__ = ["InfluenceProblem", "relabel_problem", "removal_problem"]
@@ -36,7 +36,7 @@ class InfluenceProblem:
     group: torch.Tensor
 
 
-def _check_group(group: torch.Tensor | Sequence[int], n: int, ordered: bool = False) -> torch.Tensor:
+def _check_group(group: Group, n: int, ordered: bool = False) -> torch.Tensor:
     """Example indices (see :func:`gif_lite.checks.check_group`), never every example."""
     return checks.check_group(group, n, ordered=ordered)
 
@@ -67,8 +67,7 @@ def removal_problem(
     inputs, targets = checks.check_data_pair(data)
     n = int(inputs.shape[0])
     group = _check_group(group, n).to(inputs.device)
-    keep = torch.ones(n, dtype=torch.bool, device=inputs.device)
-    keep[group] = False
+    keep = keep_mask(group, n, device=inputs.device)
     retained = Objective(model, loss_fn, (inputs[keep], targets[keep]), weight_decay, **objective_kwargs)  # type: ignore[arg-type]
     if at_optimum:
         m = group.numel()

@@ -33,7 +33,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from . import checks
-from .params import reset_parameters
+from .objective import Objective, l2_penalty
+from .params import check_group, flat_params, keep_mask, reset_parameters, trainable_parameters
 from .types import Data, Group, LossFn
 
 __all__ = [
@@ -46,6 +47,7 @@ __all__ = [
     "drop_examples",
     "evaluate",
     "objective_value",
+    "predict",
     "progress_enabled",
     "relabel_examples",
     "retrain_relabelled",
@@ -111,17 +113,6 @@ class TrainResult:
 # the objective
 
 
-def _trainable(model: nn.Module) -> list[nn.Parameter]:
-    return [p for p in model.parameters() if p.requires_grad]
-
-
-def _penalty(params: Sequence[torch.Tensor], weight_decay: float) -> torch.Tensor | float:
-    """weight_decay / 2 * ||theta||^2 (the float 0.0 when weight_decay is 0)."""
-    if weight_decay == 0.0:
-        return 0.0
-    return 0.5 * weight_decay * torch.stack([p.pow(2).sum() for p in params]).sum()
-
-
 def _check_data(data: Data) -> Data:
     """One ``(inputs, targets)`` pair (see :func:`gif_lite.checks.check_data_pair`)."""
     return checks.check_data_pair(data, finite=False)
@@ -130,29 +121,17 @@ def _check_data(data: Data) -> Data:
 def objective_value(
     model: nn.Module, loss_fn: LossFn, data: Data, *, weight_decay: float = 0.0, batch_size: int | None = None
 ) -> tuple[float, float]:
-    """(L(theta), ||grad L(theta)||_2) on all of ``data``, summed over chunks of ``batch_size`` examples.
+    """(L(theta), ||grad L(theta)||_2) on all of ``data``, evaluated in chunks of ``batch_size`` examples.
 
-    Chunk means are weighted by chunk size, so the result equals the full-batch value.
+    This is :class:`~gif_lite.Objective`'s ``loss()`` and ``gradient()`` on those chunks (chunk means weighted
+    by chunk size, so the result equals the full-batch value): training reports the same L that influence
+    differentiates.
     """
     inputs, targets = _check_data(data)
-    params = _trainable(model)
-    device = checks.model_device(model)  # batches are moved where the model lives, one chunk at a time
-    n = len(targets)
-    step = batch_size or n
-    grads = [torch.zeros_like(p) for p in params]
-    total = 0.0
-    for start in range(0, n, step):
-        x, y = inputs[start : start + step].to(device), targets[start : start + step].to(device)
-        part = loss_fn(model(x), y) * (len(y) / n)
-        for g, d in zip(grads, torch.autograd.grad(part, params), strict=True):
-            g.add_(d)
-        total += float(part.detach())
-    with torch.no_grad():
-        for g, p in zip(grads, params, strict=True):
-            g.add_(p, alpha=weight_decay)
-        total += float(_penalty(params, weight_decay))
-        norm = math.sqrt(sum(float(g.pow(2).sum()) for g in grads))
-    return total, norm
+    step = batch_size or len(targets)
+    chunks = [(inputs[i : i + step], targets[i : i + step]) for i in range(0, len(targets), step)]
+    obj = Objective(model, loss_fn, chunks, weight_decay)
+    return obj.loss(), float(obj.gradient().norm())
 
 
 # --------------------------------------------------------------------------------------------------
@@ -166,7 +145,8 @@ def progress_enabled(progress: bool | None) -> bool:
     return not os.environ.get("CI") and sys.stderr.isatty()
 
 
-def _bar(total: int, desc: str, progress: bool | None):  # -> tqdm
+def _bar(total: int, desc: str, progress: bool | None) -> Any:  # a tqdm bar, imported when first needed
+    """A progress bar over ``total`` steps, quiet unless :func:`progress_enabled`."""
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc=desc, disable=not progress_enabled(progress), leave=False)
@@ -187,14 +167,14 @@ class _CachedObjective:
         self.model, self.loss_fn, self.weight_decay = model, loss_fn, weight_decay
         device = checks.model_device(model)  # full batch: moved where the model lives once
         self.inputs, self.targets = data[0].to(device), data[1].to(device)
-        self.params = _trainable(model)
+        self.params = trainable_parameters(model)
         self.theta: torch.Tensor | None = None
         self.loss = torch.tensor(0.0)
         self.grads: list[torch.Tensor] = []
         self.evaluations = 0
 
     def flat(self) -> torch.Tensor:
-        return torch.cat([p.detach().reshape(-1) for p in self.params])
+        return flat_params(self.model)
 
     @torch.enable_grad()
     def __call__(self) -> torch.Tensor:
@@ -205,7 +185,9 @@ class _CachedObjective:
             return self.loss.clone()
         for p in self.params:
             p.grad = None
-        loss = self.loss_fn(self.model(self.inputs), self.targets) + _penalty(self.params, self.weight_decay)
+        loss = self.loss_fn(self.model(self.inputs), self.targets) + l2_penalty(
+            self.params, self.weight_decay
+        )
         loss.backward()
         self.evaluations += 1
         self.theta, self.loss = theta, loss.detach()
@@ -358,7 +340,7 @@ def _train_minibatch(
     momentum, weight_decay, schedule = recipe.momentum, recipe.weight_decay, recipe.schedule
     start_time = time.perf_counter()
     data = inputs, targets = _check_data(data)
-    params = _trainable(model)
+    params = trainable_parameters(model)
     opt = _optimizer(optimizer, params, lr, momentum)
     if schedule not in ("constant", "cosine", "step"):
         raise checks.GifLiteError(f"unknown schedule {schedule!r}; valid: 'constant', 'cosine', 'step'")
@@ -383,7 +365,7 @@ def _train_minibatch(
                 step += 1
                 opt.zero_grad(set_to_none=True)
                 xb, yb = inputs[index].to(device), targets[index].to(device)
-                loss = loss_fn(model(xb), yb) + _penalty(params, weight_decay)
+                loss = loss_fn(model(xb), yb) + l2_penalty(params, weight_decay)
                 loss.backward()
                 opt.step()
                 total += float(loss.detach()) * len(index)
@@ -448,6 +430,22 @@ def _per_example_losses(loss_fn: LossFn | None, outputs: torch.Tensor, targets: 
 
 
 @torch.no_grad()
+def predict(model: nn.Module, inputs: torch.Tensor, *, batch_size: int = 2048) -> torch.Tensor:
+    """``model(inputs)`` in eval mode, without autograd, in chunks of ``batch_size`` moved to the model's
+    device; every module's own mode is restored afterwards (also a child whose mode differs from the root's)."""
+    modes = [(m, m.training) for m in model.modules()]
+    device = checks.model_device(model)
+    model.eval()
+    try:
+        return torch.cat(
+            [model(inputs[i : i + batch_size].to(device)) for i in range(0, len(inputs), batch_size)]
+        )
+    finally:
+        for m, mode in modes:
+            m.training = mode
+
+
+@torch.no_grad()
 def evaluate(
     model: nn.Module,
     data: Data,
@@ -461,15 +459,7 @@ def evaluate(
     The model is put in eval mode for the evaluation and restored to its previous mode afterwards.
     """
     inputs, targets = _check_data(data)
-    was_training = model.training
-    model.eval()
-    try:
-        device = checks.model_device(model)
-        outputs = torch.cat(
-            [model(inputs[i : i + batch_size].to(device)) for i in range(0, len(targets), batch_size)]
-        )
-    finally:
-        model.train(was_training)
+    outputs = predict(model, inputs, batch_size=batch_size)
     targets = targets.to(outputs.device)
     k = num_classes or outputs.shape[1]
     correct = (outputs.argmax(dim=1) == targets).double()
@@ -491,16 +481,10 @@ def evaluate(
 # retraining: the ground truth
 
 
-def _group_index(group: Group, n: int) -> torch.Tensor:
-    """Validate a group of example indices (or a boolean mask of length n); return sorted unique indices."""
-    return checks.check_group(group, n, allow_all=True).sort().values
-
-
 def drop_examples(data: Data, group: Group) -> Data:
-    """``data`` without the examples in ``group`` (order of the rest preserved)."""
+    """``data`` without the examples in ``group`` (order of the rest preserved; an empty group drops nothing)."""
     inputs, targets = _check_data(data)
-    keep = torch.ones(len(targets), dtype=torch.bool, device=targets.device)
-    keep[_group_index(group, len(targets)).to(targets.device)] = False
+    keep = keep_mask(check_group(group, len(targets), allow_empty=True), len(targets), targets.device)
     if not keep.any():
         raise checks.GifLiteError("the group holds every example; nothing would be left to train on")
     return inputs[keep.to(inputs.device)], targets[keep]
@@ -512,7 +496,9 @@ def relabel_examples(data: Data, group: Group, new_labels: torch.Tensor | int) -
     per_example = (
         isinstance(new_labels, torch.Tensor | list | tuple) and torch.as_tensor(new_labels).dim() > 0
     )
-    index = checks.check_group(group, len(targets), allow_all=True, ordered=per_example).to(targets.device)
+    index = checks.check_group(group, len(targets), allow_all=True, ordered=per_example, allow_empty=True).to(
+        targets.device
+    )
     labels = checks.check_labels(new_labels, index.numel(), targets, "new_labels")
     relabelled = targets.clone()
     relabelled[index] = labels  # the caller's order: labels[i] goes to example group[i]

@@ -1,5 +1,7 @@
 """Backdoor poisoning for the label-change experiment (the GIF paper's Table 3).
 
+Used by: backdoor.
+
 A *backdoor* (BadNets-style) attack stamps a small trigger on a fraction of the training images and
 sets their label to a ``target`` class.  A model trained on the poisoned set classifies clean images
 well but sends any triggered image to ``target``.  Undoing the attack is a *relabelling* task: give
@@ -16,8 +18,6 @@ estimators predict from the trained model (:func:`gif_lite.relabel_problem`).
 * ``gif_lite.second_order_relabel_influence`` is the second-order (in the group's share ``p``) term of
   the Newton step for relabelling, the relabelling analogue of Basu et al.'s group influence.
 * The paper-scale setting (MNIST, a TinyNet-like CNN) is ``gif_lite.book.configs.paper_config("mnist-tinynet")``.
-
-Used by the chapter backdoor.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..train import predict
 from ..types import Data
 
 __all__ = [
@@ -115,13 +116,5 @@ def attack_success_rate(
     others = inputs[targets != target]
     if others.shape[0] == 0:
         raise ValueError(f"the test set has no image outside class {target}")
-    triggered = add_trigger(others, size, value)
-    was_training = model.training
-    model.eval()
-    try:
-        preds = torch.cat(
-            [model(triggered[i : i + batch_size]).argmax(dim=1) for i in range(0, len(triggered), batch_size)]
-        )
-    finally:
-        model.train(was_training)
+    preds = predict(model, add_trigger(others, size, value), batch_size=batch_size).argmax(dim=1)
     return float((preds == target).double().mean())
