@@ -570,9 +570,10 @@ def check_indices(
     t = _index_tensor(value, name, what=what)
     if t.dtype == torch.bool:
         if t.shape != (size,):
+            unit = what.split()[0]  # "example indices" -> one entry per example
             raise GifLiteError(
-                f"{name} is a boolean mask of shape {tuple(t.shape)}; a mask must have shape ({size},) (one "
-                f"entry per {what[:-1] if what.endswith('s') else what}); or pass integer {what}"
+                f"a boolean {name} mask must have shape ({size},) (one entry per {unit}), got shape "
+                f"{tuple(t.shape)}; or pass integer {what}"
             )
         t = t.nonzero().flatten()
     if t.numel() == 0 and not allow_empty:
