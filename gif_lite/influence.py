@@ -416,11 +416,11 @@ class Estimators:
     ) -> InfluenceResult:
         """The estimate of ``name`` (one of :data:`ESTIMATORS`); FIF, PIF and GIF need ``subset``."""
         if name not in ESTIMATORS:
-            raise ValueError(f"unknown estimator {name!r}; valid: {', '.join(ESTIMATORS)}")
+            raise checks.GifLiteError(f"unknown estimator {name!r}; valid: {', '.join(ESTIMATORS)}")
         if name == "IF":
             return self.full_solve(obj, g)
         if subset is None:
-            raise ValueError(
+            raise checks.GifLiteError(
                 f"{name} needs a parameter subset P; IF is the only estimator over all parameters"
             )
         if name == "PIF":

@@ -194,9 +194,11 @@ def top_magnitude_eigenvalues(
     Raises ``scipy.sparse.linalg.ArpackNoConvergence`` if ``max_iter`` restarts do not suffice.
     """
     if n < 2:
-        raise ValueError(f"n must be >= 2, got {n}")
+        raise checks.GifLiteError(f"n must be >= 2, got {n}")
     if not 1 <= k < n:
-        raise ValueError(f"k must satisfy 1 <= k < n = {n}, got {k}; for k >= n use torch.linalg.eigvalsh")
+        raise checks.GifLiteError(
+            f"k must satisfy 1 <= k < n = {n}, got {k}; for k >= n use torch.linalg.eigvalsh"
+        )
 
     def apply(x: np.ndarray) -> np.ndarray:
         flat = np.ascontiguousarray(x, dtype=np.float64).reshape(-1)
@@ -230,7 +232,7 @@ def top_magnitude_negative_share(
     eigenvalues, while the bulk near zero, where most negative eigenvalues sit, is left out.
     """
     if threshold < 0:
-        raise ValueError(f"threshold must be >= 0, got {threshold}")
+        raise checks.GifLiteError(f"threshold must be >= 0, got {threshold}")
     values = top_magnitude_eigenvalues(
         matvec, n, k, seed, tol=tol, max_iter=max_iter, dtype=dtype, device=device
     )
