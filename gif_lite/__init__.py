@@ -3,9 +3,12 @@
 The core: :mod:`~gif_lite.params`, :mod:`~gif_lite.objective`, :mod:`~gif_lite.solvers`,
 :mod:`~gif_lite.influence`, :mod:`~gif_lite.tasks`, :mod:`~gif_lite.selection`, :mod:`~gif_lite.spectrum`,
 :mod:`~gif_lite.train` and the shared aliases of :mod:`~gif_lite.types`; every public name of each is
-exported here.  The chapters' helpers live in :mod:`gif_lite.book`.
+exported here.  The chapters' helpers live in :mod:`gif_lite.book`.  :mod:`~gif_lite.checks` holds the one
+set of boundary checks every entry point uses; its error and warning types are exported here.
 """
 
+from . import checks
+from .checks import GifLiteError, GifLiteTypeError, GifLiteWarning, ModelCallError
 from .curvature import EKFAC, KFAC, CurvatureOperator, LowRank, StochasticHessian
 from .influence import (
     ESTIMATORS,
@@ -95,6 +98,9 @@ __all__ = [
     "Data",
     "Estimators",
     "Evaluation",
+    "GifLiteError",
+    "GifLiteTypeError",
+    "GifLiteWarning",
     "Group",
     "HvpMethod",
     "InfluenceProblem",
@@ -105,6 +111,7 @@ __all__ = [
     "LossFn",
     "LowRank",
     "MatVec",
+    "ModelCallError",
     "Objective",
     "ParamLayout",
     "Recipe",
@@ -121,6 +128,7 @@ __all__ = [
     "check_group",
     "check_subset",
     "check_vector",
+    "checks",
     "count_parameters",
     "direct",
     "drop_examples",

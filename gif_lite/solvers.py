@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from . import checks
 from .types import MatVec
 
 __all__ = [
@@ -106,17 +107,15 @@ def _finish(name: str, result: SolveResult, tol: float, hint: str = "") -> Solve
 
 
 def _check_tol(tol: float, max_iter: int) -> None:
-    if not tol > 0:
-        raise ValueError(f"tol must be > 0, got {tol}")
-    if max_iter < 1:
-        raise ValueError(f"max_iter must be >= 1, got {max_iter}")
+    checks.check_finite_number(tol, "tol", low=0.0, low_open=True)
+    checks.check_max_iter(max_iter)
 
 
 def _start(
     b: torch.Tensor, tol: float, max_iter: int | None, default_iter: int
 ) -> tuple[int, float, SolveResult | None]:
     """An iterative square solve's start: its ``max_iter``, ``||b||``, and the answer ``x = 0`` when ``b = 0``."""
-    max_iter = max_iter or default_iter
+    max_iter = default_iter if max_iter is None else max_iter  # 0 is refused, never the default
     _check_tol(tol, max_iter)
     bnorm = float(b.norm())
     done = SolveResult(torch.zeros_like(b), 0, 0.0, True, [0.0], misfit=0.0) if bnorm == 0 else None
@@ -135,7 +134,7 @@ def direct(a: torch.Tensor, b: torch.Tensor, least_squares: bool = False) -> Sol
         try:
             x = torch.linalg.solve(a, b)
         except RuntimeError as e:  # singular
-            raise ValueError(
+            raise checks.GifLiteError(
                 "the matrix is singular, so the system has no unique solution; add damping, or use "
                 "generalized_influence (least squares) instead"
             ) from e
@@ -242,7 +241,7 @@ def lissa(
         lam, extra = _power_iteration(matvec, b, 20)
         scale = 1.1 * lam
     if not scale > 0:
-        raise ValueError(f"lissa needs scale > 0 (above half the largest eigenvalue), got {scale}")
+        raise checks.GifLiteError(f"lissa needs scale > 0 (above half the largest eigenvalue), got {scale}")
     y = b.clone()  # y_j = scale * x_j
     history, it, hint = [], 0, ""
     while it < max_iter:
@@ -298,6 +297,7 @@ def lsqr(
     guarantees; for GIF, where ``len(x) = |P|`` is small, keeping them is cheap and restores that bound.
     ``None`` turns it on when ``len(x) <= 20,000``.
     """
+    _check_tol(tol, 1 if max_iter is None else max_iter)
     beta = float(b.norm())
     u = b / beta if beta > 0 else b.clone()
     v = rmatvec(u)
@@ -305,7 +305,7 @@ def lsqr(
     matvecs = 1
     if beta == 0 or alpha == 0:  # b = 0, or b orthogonal to range(A): x = 0 is optimal
         return SolveResult(torch.zeros_like(v), 0, 0.0, True, [0.0], matvecs, misfit=1.0 if beta > 0 else 0.0)
-    max_iter = max_iter or 10 * v.numel()
+    max_iter = 10 * v.numel() if max_iter is None else max_iter
     _check_tol(tol, max_iter)
     v = v / alpha
     keep = reorthogonalize if reorthogonalize is not None else v.numel() <= 20_000
@@ -369,7 +369,9 @@ def landweber(
     ``converged`` reports whether the true relative residual met ``tol``, not the paper's step test.
     """
     _check_tol(tol, max_iter)
-    c = float(normalizer)
+    c = checks.check_finite_number(normalizer, "normalizer", low=0.0, low_open=True)
+    checks.check_finite_number(normalizer_step, "normalizer_step", low=0.0, low_open=True)
+    checks.check_finite_number(step_tol, "step_tol", low=0.0)
     matvecs, restarts = 0, 0
     while True:
         x0 = rmatvec(b) / c**2
