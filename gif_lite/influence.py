@@ -312,6 +312,12 @@ def second_order_relabel_influence(
 
     The first term is the first-order influence, the second the correction of order ``p^2``.
     ``damping`` adds ``damping * I`` to ``H`` in both solves.
+
+    This is the whole ``p^2`` term only for a loss that is quadratic in ``theta``.  Otherwise the
+    retrained change also carries ``-1/2 H^-1 T[delta_1, delta_1]`` (``T`` the third derivative of
+    the objective, ``delta_1 = H^-1 g``), of the same order ``p^2``, which this estimator drops.  For
+    softmax regression ``D = 0``, so the estimate equals first-order influence and its whole ``p^2``
+    error against retraining is that dropped term (tests/test_second_order_retraining.py).
     """
     if not 0.0 < fraction < 1.0:
         raise ValueError(f"fraction = m / n must lie in (0, 1), got {fraction}")
