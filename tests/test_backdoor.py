@@ -199,7 +199,9 @@ def test_paper_gif_is_the_matrix_free_landweber() -> None:
     g = torch.randn(obj.num_params, generator=gen, dtype=torch.float64)
     subset = torch.arange(0, obj.num_params, 3)
     with pytest.warns(gl.ConvergenceWarning):
-        free = gl.generalized_influence(obj, g, subset, solver="landweber", max_iter=60, tol=1e-9, step_tol=1e-9)
+        free = gl.generalized_influence(
+            obj, g, subset, solver="landweber", max_iter=60, tol=1e-9, step_tol=1e-9
+        )
     dense = paper_gif(obj.hessian_columns(subset), g, max_iter=60, normalizer_step=0.5)
     assert dense.iterations == free.iterations
     assert torch.allclose(dense.x, free.delta, rtol=1e-9, atol=1e-12)

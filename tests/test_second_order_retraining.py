@@ -35,7 +35,9 @@ def fitted() -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
     return model, inputs, labels
 
 
-def _third_derivative_term(model: nn.Module, data: tuple[torch.Tensor, torch.Tensor], v: torch.Tensor) -> torch.Tensor:
+def _third_derivative_term(
+    model: nn.Module, data: tuple[torch.Tensor, torch.Tensor], v: torch.Tensor
+) -> torch.Tensor:
     """``T[v, v]``: the derivative of ``H(theta) v`` along ``v`` for the L2-regularised mean cross-entropy."""
     names = [name for name, _ in model.named_parameters()]
     shapes = [p.shape for p in model.parameters()]
@@ -79,7 +81,9 @@ def _case(fitted: tuple[nn.Module, torch.Tensor, torch.Tensor], m: int) -> dict[
             "same": float((second - first).norm() / first.norm())}  # fmt: skip
 
 
-def test_second_order_relabel_against_retraining(fitted: tuple[nn.Module, torch.Tensor, torch.Tensor]) -> None:
+def test_second_order_relabel_against_retraining(
+    fitted: tuple[nn.Module, torch.Tensor, torch.Tensor],
+) -> None:
     small, large = _case(fitted, 10), _case(fitted, 40)
     for case in (small, large):
         # D = 0 for softmax regression: the second-order estimate is the first-order one

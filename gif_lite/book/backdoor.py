@@ -212,7 +212,9 @@ def f1(a: float, b: float) -> float:
 
 @torch.no_grad()
 def _accuracy(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, batch_size: int = 2048) -> float:
-    preds = torch.cat([model(inputs[i : i + batch_size]).argmax(dim=1) for i in range(0, len(inputs), batch_size)])
+    preds = torch.cat(
+        [model(inputs[i : i + batch_size]).argmax(dim=1) for i in range(0, len(inputs), batch_size)]
+    )
     return float((preds == labels.to(preds.device)).double().mean())
 
 
