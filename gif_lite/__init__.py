@@ -1,4 +1,10 @@
-"""gif_lite: influence functions from the first-order approximation up to GIF, small and exact."""
+"""gif_lite: influence functions from the first-order approximation up to GIF, small and exact.
+
+The core: :mod:`~gif_lite.params`, :mod:`~gif_lite.objective`, :mod:`~gif_lite.solvers`,
+:mod:`~gif_lite.influence`, :mod:`~gif_lite.tasks`, :mod:`~gif_lite.selection`, :mod:`~gif_lite.spectrum`,
+:mod:`~gif_lite.train` and the shared aliases of :mod:`~gif_lite.types`; every public name of each is
+exported here.  The chapters' helpers live in :mod:`gif_lite.book`.
+"""
 
 from .influence import (
     InfluenceResult,
@@ -9,38 +15,121 @@ from .influence import (
     second_order_influence,
     second_order_relabel_influence,
 )
-from .objective import HVP_METHODS, Objective
-from .params import apply_update, check_subset, flat_params, param_layout, set_flat_params
-from .selection import SELECTION_METHODS, LayerSelection, Selection, select, select_parameters
-from .solvers import ConvergenceWarning, SolveResult
+from .objective import DEFAULT_MAX_DENSE_PARAMS, HVP_METHODS, HvpMethod, Objective
+from .params import (
+    ParamLayout,
+    apply_update,
+    check_subset,
+    check_vector,
+    count_parameters,
+    flat_params,
+    param_layout,
+    reset_parameters,
+    set_flat_params,
+    trainable_parameters,
+)
+from .selection import SELECTION_METHODS, LayerSelection, LayerSpec, Selection, select, select_parameters
+from .solvers import (
+    LEAST_SQUARES_SOLVERS,
+    SQUARE_SOLVERS,
+    ConvergenceWarning,
+    SolveResult,
+    cg,
+    direct,
+    landweber,
+    lissa,
+    lsqr,
+    minres,
+    relative_residual,
+)
+from .spectrum import LanczosResult, lanczos, negative_eigenvalue_fraction, spectral_quadrature
 from .tasks import InfluenceProblem, relabel_problem, removal_problem
+from .train import (
+    TINYCNN_RECIPE,
+    Evaluation,
+    Recipe,
+    Trainer,
+    TrainingWarning,
+    TrainResult,
+    drop_examples,
+    evaluate,
+    objective_value,
+    progress_enabled,
+    relabel_examples,
+    retrain_relabelled,
+    retrain_without,
+    train_lbfgs,
+    train_minibatch,
+)
+from .types import Data, Group, LossFn, MatVec, Subset
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "DEFAULT_MAX_DENSE_PARAMS",
     "HVP_METHODS",
+    "LEAST_SQUARES_SOLVERS",
     "SELECTION_METHODS",
+    "SQUARE_SOLVERS",
+    "TINYCNN_RECIPE",
     "ConvergenceWarning",
+    "Data",
+    "Evaluation",
+    "Group",
+    "HvpMethod",
     "InfluenceProblem",
     "InfluenceResult",
+    "LanczosResult",
     "LayerSelection",
+    "LayerSpec",
+    "LossFn",
+    "MatVec",
     "Objective",
+    "ParamLayout",
+    "Recipe",
     "Selection",
     "SolveResult",
+    "Subset",
+    "TrainResult",
+    "Trainer",
+    "TrainingWarning",
     "__version__",
     "apply_update",
+    "cg",
     "check_subset",
+    "check_vector",
+    "count_parameters",
+    "direct",
+    "drop_examples",
+    "evaluate",
     "flat_params",
     "frozen_influence",
     "generalized_influence",
     "influence",
+    "lanczos",
+    "landweber",
+    "lissa",
+    "lsqr",
+    "minres",
+    "negative_eigenvalue_fraction",
+    "objective_value",
     "param_layout",
+    "progress_enabled",
     "projected_influence",
+    "relabel_examples",
     "relabel_problem",
+    "relative_residual",
     "removal_problem",
+    "reset_parameters",
+    "retrain_relabelled",
+    "retrain_without",
     "second_order_influence",
     "second_order_relabel_influence",
     "select",
     "select_parameters",
     "set_flat_params",
+    "spectral_quadrature",
+    "train_lbfgs",
+    "train_minibatch",
+    "trainable_parameters",
 ]

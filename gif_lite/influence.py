@@ -16,7 +16,7 @@ fixed parameters, ``H[F,P] x ~ g[F]``, which FIF ignores and PIF only gets by ac
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -24,7 +24,8 @@ import torch
 
 from . import solvers as S
 from .objective import Objective
-from .params import _check_vector, check_subset
+from .params import check_subset, check_vector
+from .types import MatVec, Subset
 
 __all__ = [
     "InfluenceResult",
@@ -35,8 +36,6 @@ __all__ = [
     "second_order_influence",
     "second_order_relabel_influence",
 ]
-
-Subset = torch.Tensor | Sequence[int]
 
 
 @dataclass
@@ -81,7 +80,7 @@ def _prepare(
         raise ValueError(f"damping must be a finite number >= 0, got {damping}")
     if isinstance(g, torch.Tensor) and not g.dtype.is_floating_point:
         raise ValueError(f"g must be a floating-point vector, got dtype {g.dtype}")
-    _check_vector(g, obj.num_params, "g")
+    check_vector(g, obj.num_params, "g")
     return g.detach().to(obj.device, obj.dtype)
 
 
@@ -115,7 +114,7 @@ def _result(
 
 
 def _solve_square(
-    matvec: S.MatVec,
+    matvec: MatVec,
     b: torch.Tensor,
     dense: Callable[[], torch.Tensor],
     solver: str,
@@ -248,6 +247,7 @@ def second_order_influence(
     damping: float = 0.0,
     tol: float | None = None,
     max_iter: int | None = None,
+    **solver_kwargs: Any,
 ) -> InfluenceResult:
     """Second-order group influence of removing a group U (after Basu, You & Feizi 2020).
 
@@ -259,6 +259,8 @@ def second_order_influence(
 
     The exact retrained change is ``p (H - p H_U)^-1 g_U`` (for a quadratic loss); the first term alone
     (``q H^-1 g_U``, the first-order group influence) matches it to O(p^2), both terms to O(p^3).
+    The solver options (``solver``, ``damping``, ``tol``, ``max_iter``, ``solver_kwargs``) are those of
+    :func:`influence` and apply to both of its solves.
     """
     if not 0.0 < fraction < 1.0:
         raise ValueError(f"fraction = m / n must lie in (0, 1), got {fraction}")
@@ -266,12 +268,19 @@ def second_order_influence(
         raise ValueError("group_obj must be an Objective on the same model as obj")
     if group_obj.weight_decay != obj.weight_decay:
         raise ValueError("group_obj must use the same weight_decay as obj (g_U and H_U include it)")
+    solve: dict[str, Any] = {
+        "solver": solver,
+        "damping": damping,
+        "tol": tol,
+        "max_iter": max_iter,
+        **solver_kwargs,
+    }
     q = fraction / (1.0 - fraction)
     g_u = group_obj.gradient()
-    first = influence(obj, g_u, solver=solver, damping=damping, tol=tol, max_iter=max_iter)
+    first = influence(obj, g_u, **solve)
     x1 = first.delta
     correction = group_obj.hvp(x1) - obj.hvp(x1) - damping * x1
-    second = influence(obj, correction, solver=solver, damping=damping, tol=tol, max_iter=max_iter)
+    second = influence(obj, correction, **solve)
     return _two_solves(first, second, q * x1 + q * q * second.delta)
 
 
@@ -300,6 +309,7 @@ def second_order_relabel_influence(
     damping: float = 0.0,
     tol: float | None = None,
     max_iter: int | None = None,
+    **solver_kwargs: Any,
 ) -> InfluenceResult:
     """Newton step for relabelling a group, to second order in its share ``p = m / n``.
 
@@ -311,7 +321,8 @@ def second_order_relabel_influence(
     ``delta = H^-1 g - p H^-1 D H^-1 g``
 
     The first term is the first-order influence, the second the correction of order ``p^2``.
-    ``damping`` adds ``damping * I`` to ``H`` in both solves.
+    ``damping`` adds ``damping * I`` to ``H`` in both solves; ``solver``, ``tol``, ``max_iter`` and
+    ``solver_kwargs`` go to both :func:`influence` solves, as for the other estimators.
 
     This is the whole ``p^2`` term only for a loss that is quadratic in ``theta``.  Otherwise the
     retrained change also carries ``-1/2 H^-1 T[delta_1, delta_1]`` (``T`` the third derivative of
@@ -326,8 +337,15 @@ def second_order_relabel_influence(
             raise ValueError(f"{name} must be an Objective on the same model as obj")
     if new_group.weight_decay != old_group.weight_decay:
         raise ValueError("old_group and new_group must use the same weight_decay (it cancels in D)")
-    first = influence(obj, g, solver=solver, damping=damping, tol=tol, max_iter=max_iter)
+    solve: dict[str, Any] = {
+        "solver": solver,
+        "damping": damping,
+        "tol": tol,
+        "max_iter": max_iter,
+        **solver_kwargs,
+    }
+    first = influence(obj, g, **solve)
     x1 = first.delta
     dx = new_group.hvp(x1) - old_group.hvp(x1)
-    second = influence(obj, dx, solver=solver, damping=damping, tol=tol, max_iter=max_iter)
+    second = influence(obj, dx, **solve)
     return _two_solves(first, second, x1 - fraction * second.delta)

@@ -17,6 +17,7 @@ __all__ = [
     "ParamLayout",
     "apply_update",
     "check_subset",
+    "check_vector",
     "count_parameters",
     "flat_params",
     "param_layout",
@@ -124,7 +125,7 @@ def check_subset(subset: torch.Tensor | Sequence[int], num_params: int) -> torch
     if subset.dim() != 1:
         raise ValueError(f"subset must be 1-D, got shape {tuple(subset.shape)}")
     if subset.numel() == 0:
-        raise ValueError("subset is empty: choose at least one parameter (see gif_lite.select_parameters)")
+        raise ValueError("subset is empty: choose at least one parameter (see gif_lite.select)")
     subset = subset.to(device="cpu", dtype=torch.long)
     lo, hi = int(subset.min()), int(subset.max())
     if lo < 0 or hi >= num_params:
@@ -137,7 +138,8 @@ def check_subset(subset: torch.Tensor | Sequence[int], num_params: int) -> torch
     return unique
 
 
-def _check_vector(vec: torch.Tensor, num_params: int, name: str) -> None:
+def check_vector(vec: torch.Tensor, num_params: int, name: str) -> None:
+    """Raise ValueError unless ``vec`` is a finite 1-D tensor of ``num_params`` entries (``name`` in the message)."""
     if not isinstance(vec, torch.Tensor) or vec.dim() != 1 or vec.numel() != num_params:
         shape = tuple(vec.shape) if isinstance(vec, torch.Tensor) else type(vec).__name__
         raise ValueError(f"{name} must be a flat vector of length {num_params}, got {shape}")
@@ -148,7 +150,7 @@ def _check_vector(vec: torch.Tensor, num_params: int, name: str) -> None:
 def set_flat_params(model: nn.Module, theta: torch.Tensor) -> None:
     """Write a flat vector into the model's trainable parameters (in place, no autograd)."""
     params = trainable_parameters(model)
-    _check_vector(theta, sum(p.numel() for p in params), "theta")
+    check_vector(theta, sum(p.numel() for p in params), "theta")
     with torch.no_grad():
         start = 0
         for p in params:
@@ -165,11 +167,11 @@ def apply_update(
     """
     theta = flat_params(model)
     if subset is None:
-        _check_vector(delta, theta.numel(), "delta")
+        check_vector(delta, theta.numel(), "delta")
         full = delta
     else:
         subset = check_subset(subset, theta.numel())
-        _check_vector(delta, subset.numel(), "delta (one entry per index of the subset)")
+        check_vector(delta, subset.numel(), "delta (one entry per index of the subset)")
         full = torch.zeros_like(theta)
         full[subset.to(theta.device)] = delta.to(theta)
     set_flat_params(model, theta + scale * full.to(theta))

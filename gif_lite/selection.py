@@ -61,12 +61,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from .objective import LossFn
 from .params import param_layout, trainable_parameters
+from .types import LossFn
 
 __all__ = [
     "SELECTION_METHODS",
     "LayerSelection",
+    "LayerSpec",
     "Selection",
     "select",
     "select_parameters",
@@ -634,5 +635,11 @@ def select_parameters(
     generator: torch.Generator | None = None,
     layers: Iterable[LayerSpec] | LayerSpec | None = None,
 ) -> torch.Tensor:
-    """The subset ``P`` alone: ``select(...).subset``, a sorted unique int64 tensor of flat indices."""
+    """Deprecated alias of ``select(...).subset`` (kept for one release; call :func:`select` instead)."""
+    warnings.warn(
+        "gif_lite.select_parameters is deprecated and will be removed in the next release; "
+        "call gif_lite.select(...).subset instead (same arguments)",
+        DeprecationWarning,
+        stacklevel=2,
+    )
     return select(model, method, ratio, inputs, targets, loss_fn, generator, layers).subset

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
+
+from .types import MatVec
 
 __all__ = [
     "LEAST_SQUARES_SOLVERS",
@@ -34,7 +35,6 @@ __all__ = [
     "relative_residual",
 ]
 
-MatVec = Callable[[torch.Tensor], torch.Tensor]
 
 SQUARE_SOLVERS = ("direct", "cg", "minres", "lissa", "lsqr", "landweber")
 LEAST_SQUARES_SOLVERS = ("direct", "lsqr", "landweber")

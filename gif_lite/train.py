@@ -25,24 +25,27 @@ import sys
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, overload
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .objective import Data, LossFn
 from .params import reset_parameters
+from .types import Data, Group, LossFn
 
 __all__ = [
     "TINYCNN_RECIPE",
     "Evaluation",
+    "Recipe",
     "TrainResult",
+    "Trainer",
     "TrainingWarning",
     "drop_examples",
     "evaluate",
     "objective_value",
+    "progress_enabled",
     "relabel_examples",
     "retrain_relabelled",
     "retrain_without",
@@ -53,15 +56,32 @@ __all__ = [
 Trainer = Literal["lbfgs", "minibatch"] | Callable[..., "TrainResult"]
 
 
+@dataclass(frozen=True)
+class Recipe:
+    """A mini-batch training recipe for :func:`train_minibatch`: optimiser, step size, schedule, budget.
+
+    ``schedule`` is ``"constant"``, ``"cosine"`` (lr * (1 + cos(pi t / T)) / 2 at step t of T) or ``"step"``
+    (lr * 0.1 ** (epoch // 30), PyTorch's ``StepLR(step_size=30, gamma=0.1)``, the GIF paper's code).
+    ``weight_decay`` is the L2 term of the objective, added to the loss (never given to the optimiser).
+    """
+
+    epochs: int
+    batch_size: int
+    lr: float
+    optimizer: Literal["adam", "sgd"] = "adam"
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    schedule: Literal["constant", "cosine", "step"] = "constant"
+
+    def but(self, **changes: Any) -> Recipe:
+        """A copy with the given fields changed; fields given as None keep this recipe's value."""
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
 #: TinyCNN on fashion-mnist-small: about 0.87 test accuracy in 20 epochs, seconds on 2 CPU cores.
-TINYCNN_RECIPE: dict[str, Any] = {
-    "epochs": 20,
-    "batch_size": 128,
-    "lr": 5e-3,
-    "optimizer": "adam",
-    "schedule": "cosine",
-    "weight_decay": 1e-4,
-}
+TINYCNN_RECIPE = Recipe(
+    epochs=20, batch_size=128, lr=5e-3, optimizer="adam", schedule="cosine", weight_decay=1e-4
+)
 
 
 class TrainingWarning(UserWarning):
@@ -281,37 +301,70 @@ def _optimizer(name: str, params: list[nn.Parameter], lr: float, momentum: float
     raise ValueError(f"unknown optimizer {name!r}; valid: 'adam', 'sgd'")
 
 
+def _scheduled_lr(schedule: str, lr: float, step: int, total_steps: int, epoch: int) -> float:
+    if schedule == "cosine":
+        return lr * 0.5 * (1.0 + math.cos(math.pi * step / total_steps))
+    return lr * 0.1 ** (epoch // 30)  # "step": StepLR(step_size=30, gamma=0.1)
+
+
 def train_minibatch(
     model: nn.Module,
     loss_fn: LossFn,
     data: Data,
+    recipe: Recipe | None = None,
     *,
-    epochs: int,
-    batch_size: int,
-    lr: float,
-    optimizer: Literal["adam", "sgd"] = "adam",
-    momentum: float = 0.9,
-    weight_decay: float = 0.0,
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    lr: float | None = None,
+    optimizer: Literal["adam", "sgd"] | None = None,
+    momentum: float | None = None,
+    weight_decay: float | None = None,
+    schedule: Literal["constant", "cosine", "step"] | None = None,
     seed: int = 0,
-    schedule: Literal["constant", "cosine"] = "constant",
     tol: float | None = None,
     measure_final: bool = True,
     progress: bool | None = None,
 ) -> TrainResult:
     """Minimise L(theta) with mini-batch Adam or SGD, in place, shuffling with a generator seeded by ``seed``.
 
-    Each step uses the batch objective mean loss_fn + weight_decay/2 ||theta||^2, with step size ``lr``
-    (``schedule="constant"``) or lr * (1 + cos(pi t / T)) / 2 at step t of T (``"cosine"``, which also
-    ends closer to a stationary point).  At the end (unless ``measure_final`` is False, then they are
-    NaN), L and ||grad L|| are measured on the whole of ``data`` in eval mode; ``converged`` compares the
-    latter with ``tol``.  :data:`TINYCNN_RECIPE` holds the settings the chapters use for TinyCNN.
+    The settings come from ``recipe`` (a :class:`Recipe`, e.g. :data:`TINYCNN_RECIPE` or a paper config's),
+    and each keyword given (``epochs``, ``lr``, ...) overrides the recipe's field; without a recipe,
+    ``epochs``, ``batch_size`` and ``lr`` are required.  Each step uses the batch objective mean loss_fn +
+    weight_decay/2 ||theta||^2 with the recipe's schedule (see :class:`Recipe`; ``"cosine"`` also ends
+    closer to a stationary point).  At the end (unless ``measure_final`` is False, then they are NaN),
+    L and ||grad L|| are measured on the whole of ``data`` in eval mode; ``converged`` compares the
+    latter with ``tol``.
     """
+    changes: dict[str, Any] = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "optimizer": optimizer}
+    changes |= {"momentum": momentum, "weight_decay": weight_decay, "schedule": schedule}
+    if recipe is None:
+        missing = [k for k in ("epochs", "batch_size", "lr") if changes[k] is None]
+        if missing:
+            raise TypeError(f"train_minibatch needs {', '.join(missing)}: pass them, or a recipe=Recipe(...)")
+        recipe = Recipe(**{k: v for k, v in changes.items() if v is not None})
+    else:
+        recipe = recipe.but(**changes)
+    return _train_minibatch(model, loss_fn, data, recipe, seed, tol, measure_final, progress)
+
+
+def _train_minibatch(
+    model: nn.Module,
+    loss_fn: LossFn,
+    data: Data,
+    recipe: Recipe,
+    seed: int,
+    tol: float | None,
+    measure_final: bool,
+    progress: bool | None,
+) -> TrainResult:
+    epochs, batch_size, lr, optimizer = recipe.epochs, recipe.batch_size, recipe.lr, recipe.optimizer
+    momentum, weight_decay, schedule = recipe.momentum, recipe.weight_decay, recipe.schedule
     start_time = time.perf_counter()
     data = inputs, targets = _check_data(data)
     params = _trainable(model)
     opt = _optimizer(optimizer, params, lr, momentum)
-    if schedule not in ("constant", "cosine"):
-        raise ValueError(f"unknown schedule {schedule!r}; valid: 'constant', 'cosine'")
+    if schedule not in ("constant", "cosine", "step"):
+        raise ValueError(f"unknown schedule {schedule!r}; valid: 'constant', 'cosine', 'step'")
     generator = torch.Generator().manual_seed(seed)
     n = len(targets)
     steps_per_epoch = math.ceil(n / batch_size)
@@ -325,9 +378,9 @@ def train_minibatch(
             total = 0.0
             for start in range(0, n, batch_size):
                 index = order[start : start + batch_size]
-                if schedule == "cosine":
+                if schedule != "constant":
                     for group in opt.param_groups:
-                        group["lr"] = lr * 0.5 * (1.0 + math.cos(math.pi * step / total_steps))
+                        group["lr"] = _scheduled_lr(schedule, lr, step, total_steps, epoch)
                 step += 1
                 opt.zero_grad(set_to_none=True)
                 loss = loss_fn(model(inputs[index]), targets[index]) + _penalty(params, weight_decay)
@@ -434,7 +487,7 @@ def evaluate(
 # retraining: the ground truth
 
 
-def _group_index(group: torch.Tensor | Sequence[int], n: int) -> torch.Tensor:
+def _group_index(group: Group, n: int) -> torch.Tensor:
     """Validate a group of example indices (or a boolean mask of length n); return sorted unique indices."""
     group = torch.as_tensor(group)
     if group.dtype == torch.bool:
@@ -454,7 +507,7 @@ def _group_index(group: torch.Tensor | Sequence[int], n: int) -> torch.Tensor:
     return unique
 
 
-def drop_examples(data: Data, group: torch.Tensor | Sequence[int]) -> Data:
+def drop_examples(data: Data, group: Group) -> Data:
     """``data`` without the examples in ``group`` (order of the rest preserved)."""
     inputs, targets = _check_data(data)
     keep = torch.ones(len(targets), dtype=torch.bool)
@@ -464,7 +517,7 @@ def drop_examples(data: Data, group: torch.Tensor | Sequence[int]) -> Data:
     return inputs[keep], targets[keep]
 
 
-def relabel_examples(data: Data, group: torch.Tensor | Sequence[int], new_labels: torch.Tensor | int) -> Data:
+def relabel_examples(data: Data, group: Group, new_labels: torch.Tensor | int) -> Data:
     """``data`` with ``targets[group] = new_labels`` (one int, or one label per entry of ``group``)."""
     inputs, targets = _check_data(data)
     group = torch.as_tensor(group)
@@ -488,7 +541,7 @@ def _run_trainer(
     seed: int,
     trainer: Trainer,
     loss_fn: LossFn,
-    train_kwargs: dict,
+    train_kwargs: dict[str, Any],
 ) -> tuple[nn.Module, TrainResult]:
     new = copy.deepcopy(model)
     if not warm_start:
@@ -506,75 +559,75 @@ def _run_trainer(
 
 @overload
 def retrain_without(
-    model: nn.Module, group: torch.Tensor | Sequence[int], data: Data, *, return_result: Literal[False] = ...,
-    warm_start: bool = ..., seed: int = ..., trainer: Trainer = ..., loss_fn: LossFn | None = ...,
-    **train_kwargs: object,
+    model: nn.Module, loss_fn: LossFn, data: Data, group: Group, *, return_result: Literal[False] = ...,
+    warm_start: bool = ..., seed: int = ..., trainer: Trainer = ..., **train_kwargs: Any,
 ) -> nn.Module: ...  # fmt: skip
 @overload
 def retrain_without(
-    model: nn.Module, group: torch.Tensor | Sequence[int], data: Data, *, return_result: Literal[True],
-    warm_start: bool = ..., seed: int = ..., trainer: Trainer = ..., loss_fn: LossFn | None = ...,
-    **train_kwargs: object,
+    model: nn.Module, loss_fn: LossFn, data: Data, group: Group, *, return_result: Literal[True],
+    warm_start: bool = ..., seed: int = ..., trainer: Trainer = ..., **train_kwargs: Any,
 ) -> tuple[nn.Module, TrainResult]: ...  # fmt: skip
 def retrain_without(
     model: nn.Module,
-    group: torch.Tensor | Sequence[int],
+    loss_fn: LossFn,
     data: Data,
+    group: Group,
     *,
     return_result: bool = False,
     warm_start: bool = True,
     seed: int = 0,
     trainer: Trainer = "lbfgs",
-    loss_fn: LossFn | None = None,
-    **train_kwargs: object,
+    **train_kwargs: Any,
 ) -> nn.Module | tuple[nn.Module, TrainResult]:
     """A new model trained on ``data`` with the examples ``group`` removed; ``model`` is left untouched.
 
+    The arguments come in the order of :func:`gif_lite.removal_problem`, whose prediction this checks.
     Warm start: training starts from ``model``'s weights; otherwise from a fresh initialisation drawn
     with ``seed``.  ``trainer`` is ``"lbfgs"`` (:func:`train_lbfgs`), ``"minibatch"``
     (:func:`train_minibatch`, whose shuffle seed defaults to ``seed``) or a callable
     ``trainer(model, loss_fn, data, **train_kwargs) -> TrainResult``; ``train_kwargs`` go to it
-    (e.g. ``weight_decay``, ``tol``, ``epochs``).  ``loss_fn`` defaults to cross-entropy.
+    (e.g. ``weight_decay``, ``tol``, ``epochs``, or ``recipe=`` for ``"minibatch"``).
     """
     new, result = _run_trainer(
         model, drop_examples(data, group), warm_start=warm_start, seed=seed, trainer=trainer,
-        loss_fn=loss_fn or nn.CrossEntropyLoss(), train_kwargs=train_kwargs,
+        loss_fn=loss_fn, train_kwargs=train_kwargs,
     )  # fmt: skip
     return (new, result) if return_result else new
 
 
 @overload
 def retrain_relabelled(
-    model: nn.Module, group: torch.Tensor | Sequence[int], new_labels: torch.Tensor | int, data: Data, *,
+    model: nn.Module, loss_fn: LossFn, data: Data, group: Group, new_labels: torch.Tensor | int, *,
     return_result: Literal[False] = ..., warm_start: bool = ..., seed: int = ..., trainer: Trainer = ...,
-    loss_fn: LossFn | None = ..., **train_kwargs: object,
+    **train_kwargs: Any,
 ) -> nn.Module: ...  # fmt: skip
 @overload
 def retrain_relabelled(
-    model: nn.Module, group: torch.Tensor | Sequence[int], new_labels: torch.Tensor | int, data: Data, *,
+    model: nn.Module, loss_fn: LossFn, data: Data, group: Group, new_labels: torch.Tensor | int, *,
     return_result: Literal[True], warm_start: bool = ..., seed: int = ..., trainer: Trainer = ...,
-    loss_fn: LossFn | None = ..., **train_kwargs: object,
+    **train_kwargs: Any,
 ) -> tuple[nn.Module, TrainResult]: ...  # fmt: skip
 def retrain_relabelled(
     model: nn.Module,
-    group: torch.Tensor | Sequence[int],
-    new_labels: torch.Tensor | int,
+    loss_fn: LossFn,
     data: Data,
+    group: Group,
+    new_labels: torch.Tensor | int,
     *,
     return_result: bool = False,
     warm_start: bool = True,
     seed: int = 0,
     trainer: Trainer = "lbfgs",
-    loss_fn: LossFn | None = None,
-    **train_kwargs: object,
+    **train_kwargs: Any,
 ) -> nn.Module | tuple[nn.Module, TrainResult]:
     """A new model trained on ``data`` with ``targets[group] = new_labels``; ``model`` is left untouched.
 
-    ``new_labels`` is one int for the whole group or a tensor with one label per entry of ``group``.
-    The other arguments are those of :func:`retrain_without`.
+    The arguments come in the order of :func:`gif_lite.relabel_problem`.  ``new_labels`` is one int for
+    the whole group or a tensor with one label per entry of ``group``.  The keywords are those of
+    :func:`retrain_without`.
     """
     new, result = _run_trainer(
         model, relabel_examples(data, group, new_labels), warm_start=warm_start, seed=seed, trainer=trainer,
-        loss_fn=loss_fn or nn.CrossEntropyLoss(), train_kwargs=train_kwargs,
+        loss_fn=loss_fn, train_kwargs=train_kwargs,
     )  # fmt: skip
     return (new, result) if return_result else new

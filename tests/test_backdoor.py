@@ -1,4 +1,4 @@
-"""Backdoor poisoning helpers: trigger, poisoning, attack success rate, relabelling second order, paper config."""
+"""Backdoor poisoning helpers: trigger, poisoning, attack success rate, relabelling second order."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from gif_lite.book.backdoor import (
     attack_success_rate,
     f1,
     gif_family,
-    paper_config,
     paper_gif,
     paper_scores,
     paper_step_search,
@@ -118,16 +117,6 @@ def test_relabelling_leaves_a_linear_softmax_hessian_unchanged() -> None:
     model = nn.Linear(4, 3).double()
     old_u = gl.Objective(model, F.cross_entropy, (x, y)).hessian()
     assert torch.allclose(old_u, gl.Objective(model, F.cross_entropy, (x, (y + 1) % 3)).hessian())
-
-
-def test_paper_config_builds_without_download() -> None:
-    cfg = paper_config()
-    assert cfg.data == "mnist" and cfg.fraction == 0.1 and cfg.ratio == 0.05
-    model = cfg.build_model()
-    assert gl.param_layout(model).num_params == 11018
-    assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
-    with pytest.raises(ValueError):
-        paper_config("cifar")
 
 
 # ---------------------------------------------------------------------------------- the paper's protocol

@@ -36,7 +36,11 @@ def test_contract_names_are_exported() -> None:
         "generalized_influence",
         "second_order_influence",
         "InfluenceResult",
-        "select_parameters",
+        "select",
+        "retrain_without",
+        "retrain_relabelled",
+        "Data",
+        "LossFn",
         "removal_problem",
         "relabel_problem",
     ):

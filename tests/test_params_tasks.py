@@ -83,5 +83,13 @@ def test_bad_groups_are_named(group: torch.Tensor, match: str) -> None:
 
 def test_relabel_needs_one_label_per_example() -> None:
     x, y = torch.randn(20, 3), torch.randint(0, 2, (20,))
-    with pytest.raises(ValueError, match="new_targets has 1 entries for a group of 2"):
+    with pytest.raises(ValueError, match="new_labels has 1 entries for a group of 2"):
         gl.relabel_problem(_model(), F.cross_entropy, (x, y), torch.tensor([0, 1]), torch.tensor([1]))
+
+
+def test_relabel_takes_one_label_for_the_whole_group() -> None:
+    x, y = torch.randn(20, 3), torch.randint(0, 2, (20,))
+    group = torch.tensor([0, 5, 7])
+    one = gl.relabel_problem(_model(), F.cross_entropy, (x, y), group, 1)
+    each = gl.relabel_problem(_model(), F.cross_entropy, (x, y), group, torch.ones(3, dtype=torch.long))
+    assert torch.equal(one.g, each.g)

@@ -31,7 +31,7 @@ def test_if_predicts_retrained_test_loss_change_on_logistic_regression() -> None
         problem = gl.removal_problem(model, F.cross_entropy, digits.train, group, weight_decay=WD)
         delta = gl.influence(problem.objective, problem.g, solver="cg").delta
         retrained = retrain_without(
-            model, group, digits.train, loss_fn=F.cross_entropy, weight_decay=WD, tol=1e-7, max_iter=2000
+            model, F.cross_entropy, digits.train, group, weight_decay=WD, tol=1e-7, max_iter=2000
         )
         predicted.append(float(test_grad @ delta))
         actual.append(gl.Objective(retrained, F.cross_entropy, digits.test).loss() - test_loss)

@@ -11,8 +11,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from gif_lite.book import checkpoints as ck
 from gif_lite import train as gt
+from gif_lite.book import checkpoints as ck
 from gif_lite.book.data import load_data
 from gif_lite.book.models import build_model
 from gif_lite.params import flat_params
@@ -107,13 +107,36 @@ def test_minibatch_training_is_bit_reproducible(fashion_small, threads: int) -> 
 
     def run(seed: int) -> tuple[torch.Tensor, list[float]]:
         model = build_model("tinycnn", seed=0)
-        recipe = {**gt.TINYCNN_RECIPE, "epochs": 2, "batch_size": 32}  # cosine schedule, weight decay
-        res = gt.train_minibatch(model, CE, fashion_small, seed=seed, progress=False, **recipe)
+        recipe = gt.TINYCNN_RECIPE  # cosine schedule, weight decay; keywords override its fields
+        res = gt.train_minibatch(
+            model, CE, fashion_small, recipe, epochs=2, batch_size=32, seed=seed, progress=False
+        )
         return flat_params(model), res.history
 
     (theta_a, hist_a), (theta_b, hist_b), (theta_c, _) = run(0), run(0), run(1)
     assert torch.equal(theta_a, theta_b) and hist_a == hist_b
     assert not torch.equal(theta_a, theta_c)
+
+
+def test_recipe_and_keywords_give_the_same_training(digits) -> None:
+    recipe = gt.Recipe(epochs=2, batch_size=64, lr=0.05, optimizer="sgd", weight_decay=1e-3, schedule="step")
+    a, b, c = _logistic(), _logistic(), _logistic()
+    gt.train_minibatch(a, CE, digits, recipe, progress=False)
+    gt.train_minibatch(b, CE, digits, epochs=2, batch_size=64, lr=0.05, optimizer="sgd", weight_decay=1e-3,
+                       schedule="step", progress=False)  # fmt: skip
+    gt.train_minibatch(c, CE, digits, recipe, lr=0.01, progress=False)  # a keyword overrides the recipe
+    assert torch.equal(flat_params(a), flat_params(b))
+    assert not torch.equal(flat_params(a), flat_params(c))
+    with pytest.raises(TypeError, match="needs batch_size, lr"):
+        gt.train_minibatch(a, CE, digits, epochs=1)
+
+
+def test_step_schedule_is_steplr_30_by_a_tenth() -> None:
+    from gif_lite.train import _scheduled_lr
+
+    assert [_scheduled_lr("step", 0.1, 0, 1, e) for e in (0, 29, 30, 65)] == pytest.approx(
+        [0.1, 0.1, 0.01, 0.001]
+    )
 
 
 def test_weight_decay_is_added_to_the_loss_not_given_to_the_optimizer(digits) -> None:
@@ -132,8 +155,8 @@ def test_weight_decay_is_added_to_the_loss_not_given_to_the_optimizer(digits) ->
 
 
 def test_unknown_optimizer_or_schedule_is_rejected(digits) -> None:
-    with pytest.raises(ValueError, match="'constant', 'cosine'"):
-        gt.train_minibatch(_logistic(), CE, digits, epochs=1, batch_size=10, lr=0.1, schedule="step")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="'constant', 'cosine', 'step'"):
+        gt.train_minibatch(_logistic(), CE, digits, epochs=1, batch_size=10, lr=0.1, schedule="linear")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="'adam', 'sgd'"):
         gt.train_minibatch(_logistic(), CE, digits, epochs=1, batch_size=10, lr=0.1, optimizer="rmsprop")  # type: ignore[arg-type]
 
@@ -173,7 +196,7 @@ def test_retrain_without_excludes_the_group_and_leaves_the_model_alone(digits) -
     group = (digits[1] == 0).nonzero().flatten()
     spy = Spy()
     new, res = gt.retrain_without(
-        base, group, digits, loss_fn=spy, weight_decay=1e-2, tol=1e-8, progress=False, return_result=True
+        base, spy, digits, group, weight_decay=1e-2, tol=1e-8, progress=False, return_result=True
     )
     assert torch.equal(flat_params(base), before) and new is not base
     assert res.converged and spy.seen
@@ -189,9 +212,9 @@ def test_retrain_from_scratch_is_seeded(digits) -> None:
     base = _logistic(seed=5)
     group = torch.arange(10)
     kwargs = dict(warm_start=False, trainer="minibatch", epochs=1, batch_size=50, lr=0.1, progress=False)
-    a = gt.retrain_without(base, group, digits, seed=3, **kwargs)
-    b = gt.retrain_without(base, group, digits, seed=3, **kwargs)
-    c = gt.retrain_without(base, group, digits, seed=4, **kwargs)
+    a = gt.retrain_without(base, CE, digits, group, seed=3, **kwargs)
+    b = gt.retrain_without(base, CE, digits, group, seed=3, **kwargs)
+    c = gt.retrain_without(base, CE, digits, group, seed=4, **kwargs)
     assert torch.equal(flat_params(a), flat_params(b))
     assert not torch.equal(flat_params(a), flat_params(c))
 
@@ -209,11 +232,11 @@ def test_retrain_relabelled_trains_on_the_new_labels(digits) -> None:
         assert torch.equal(data[1][20:], digits[1][20:])
         return gt.TrainResult(iterations=0, loss=0.0, grad_norm=0.0, converged=True)
 
-    new = gt.retrain_relabelled(base, group, new_labels, digits, trainer=trainer, marker=1)
+    new = gt.retrain_relabelled(base, CE, digits, group, new_labels, trainer=trainer, marker=1)
     assert calls == [len(digits[1])] and new is not base
     spy = Spy()
     with pytest.warns(gt.TrainingWarning):
-        gt.retrain_relabelled(base, group, 9, digits, loss_fn=spy, max_iter=2, progress=False)
+        gt.retrain_relabelled(base, spy, digits, group, 9, max_iter=2, progress=False)
     assert (spy.seen[0][group] == 9).all()
 
 

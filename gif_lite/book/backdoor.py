@@ -15,14 +15,15 @@ estimators predict from the trained model (:func:`gif_lite.relabel_problem`).
   model classifies as ``target``.
 * ``gif_lite.second_order_relabel_influence`` is the second-order (in the group's share ``p``) term of
   the Newton step for relabelling, the relabelling analogue of Basu et al.'s group influence.
-* :func:`paper_config` gives the paper-scale setting (MNIST, a TinyNet-like CNN) for readers with
-  a GPU; building it downloads nothing.
+* The paper-scale setting (MNIST, a TinyNet-like CNN) is ``gif_lite.book.configs.paper_config("mnist-tinynet")``.
 * :func:`paper_scores` and :func:`paper_step_search` are the paper's own Table 3 protocol (scores on
   *training* images, a step grown in fixed increments and picked on those same images), reproduced
   so that the chapter can show it beside its own (test images, step picked on validation).
 * :func:`gif_family` and :func:`paper_gif` compute GIF directions from the dense block ``H[:,P]``:
   LSQR stopped early, Tikhonov-regularised least squares, the exact least-squares solution, and the
-  paper's Landweber iteration.  Used by the ``backdoor`` and ``inside`` chapters.
+  paper's Landweber iteration.
+
+Used by the chapters backdoor (all) and inside (:func:`gif_family`, :func:`paper_gif`).
 """
 
 from __future__ import annotations
@@ -30,24 +31,19 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 from torch import nn
 
 from .. import solvers as S
-from ..objective import Data
 from ..params import apply_update, flat_params, set_flat_params
-from .models import TinyCNN
+from ..types import Data
 
 __all__ = [
-    "BackdoorConfig",
     "add_trigger",
     "attack_success_rate",
     "f1",
     "gif_family",
-    "paper_config",
     "paper_gif",
     "paper_scores",
     "paper_step_search",
@@ -146,59 +142,6 @@ def attack_success_rate(
     finally:
         model.train(was_training)
     return float((preds == target).double().mean())
-
-
-@dataclass(frozen=True)
-class BackdoorConfig:
-    """One backdoor-relabelling setting: data set, model, attack and estimator sizes."""
-
-    data: str
-    model: str
-    model_kwargs: dict[str, Any] = field(default_factory=dict)
-    fraction: float = 0.1
-    target: int = 0
-    trigger_size: int = 4
-    trigger_value: float = 1.0
-    ratio: float = 0.05
-    n_train: int | None = None
-    n_hessian: int = 512
-    train_kwargs: dict[str, Any] = field(default_factory=dict)
-    device: str = "cpu"
-
-    def build_model(self) -> nn.Module:
-        """A freshly initialised model of this setting (on CPU; move it to ``device`` yourself)."""
-        if self.model != "tinycnn":
-            raise ValueError(f"unknown model {self.model!r}")
-        return TinyCNN(**self.model_kwargs)
-
-
-def paper_config(name: str = "mnist-tinynet") -> BackdoorConfig:
-    """The paper's Table 3 setting: MNIST, a TinyNet-like CNN, 10% poisoned, 5% of the parameters.
-
-    The paper's TinyNet is not specified beyond its name; :class:`~gif_lite.book.models.TinyCNN` with its
-    default channels (8, 16, 32), 11,018 parameters, stands in for it.  The Hessian uses 512
-    training examples (the paper uses one 512-image batch).  ``device`` is ``"cuda"`` when available.
-    """
-    if name != "mnist-tinynet":
-        raise ValueError(f"unknown paper configuration {name!r}; valid: 'mnist-tinynet'")
-    return BackdoorConfig(
-        data="mnist",
-        model="tinycnn",
-        model_kwargs={"channels": (8, 16, 32)},
-        fraction=0.1,
-        target=0,
-        ratio=0.05,
-        n_train=None,
-        n_hessian=512,
-        train_kwargs={
-            "epochs": 20,
-            "batch_size": 128,
-            "lr": 5e-3,
-            "schedule": "cosine",
-            "weight_decay": 1e-4,
-        },
-        device="cuda" if torch.cuda.is_available() else "cpu",
-    )
 
 
 # --------------------------------------------------------------------------------------------------

@@ -23,7 +23,16 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["cached_model", "config_key", "load_checkpoint", "model_cache_dir", "save_checkpoint"]
+__all__ = [
+    "CACHE_ENV",
+    "FORMAT",
+    "cached_model",
+    "canonical_json",
+    "config_key",
+    "load_checkpoint",
+    "model_cache_dir",
+    "save_checkpoint",
+]
 
 FORMAT = "gif_lite.checkpoint/1"
 CACHE_ENV = "GIF_LITE_CACHE"

@@ -18,6 +18,8 @@ An estimator is a callable ``(problem, subset) -> delta`` returning a full-lengt
 far faster for small models.  :func:`correlation_table` summarises rows per estimator and ratio with Pearson
 and Spearman correlations, the share of groups where the predicted sign is right, and the least-squares
 slope of predicted on actual.
+
+Used by the chapter faithfulness.
 """
 
 from __future__ import annotations
@@ -32,14 +34,16 @@ import torch
 from torch import nn
 
 from ..influence import frozen_influence, generalized_influence, influence
-from ..objective import Data, LossFn, Objective
+from ..objective import Objective
 from ..params import flat_params, set_flat_params
-from ..selection import select_parameters
+from ..selection import select
 from ..tasks import InfluenceProblem, removal_problem
+from ..types import Data, LossFn
 
 __all__ = [
     "ESTIMATORS",
     "EffectRow",
+    "EffectSetup",
     "Estimator",
     "Group",
     "correlation_table",
@@ -285,50 +289,63 @@ def _loss_at(model: nn.Module, theta: torch.Tensor, loss_fn: LossFn, data: Data)
     return _loss(moved, loss_fn, data)
 
 
+@dataclass(frozen=True)
+class EffectSetup:
+    """What every group of a faithfulness study shares.
+
+    The trained ``model`` with its ``loss_fn``, ``train`` and ``test`` data; ``retrain(indices)``, a model
+    retrained without those training examples (e.g. a :func:`~gif_lite.train.retrain_without` closure);
+    how ``g`` is built (:func:`~gif_lite.removal_problem` with ``weight_decay`` and ``at_optimum``:
+    ``True`` takes the removal's part only, for models not at a stationary point); how ``P`` is chosen
+    (``selection``, driven by the group's examples); and ``control``, the same training budget from
+    ``theta`` on all the data, when training does not reach a stationary point.
+    """
+
+    model: nn.Module
+    loss_fn: LossFn
+    train: Data
+    test: Data
+    retrain: Callable[[torch.Tensor], nn.Module]
+    weight_decay: float = 0.0
+    selection: str = "highest_gradients"
+    at_optimum: bool = False
+    control: nn.Module | None = None
+
+
 def estimate_group_effects(
-    model: nn.Module,
-    loss_fn: LossFn,
-    train: Data,
-    test: Data,
+    setup: EffectSetup,
     groups: Sequence[Group],
-    retrain: Callable[[torch.Tensor], nn.Module],
     estimators: Mapping[str, Estimator],
     ratios: Iterable[float] = (0.05, 0.2),
-    *,
-    weight_decay: float = 0.0,
-    selection: str = "highest_gradients",
-    at_optimum: bool = False,
-    control: nn.Module | None = None,
 ) -> list[EffectRow]:
     """Predicted and actual changes of the test loss for every group, estimator and ratio.
 
-    ``retrain(indices)`` returns a model retrained without those training examples (e.g. a
-    :func:`~gif_lite.train.retrain_without` closure).  ``estimators`` maps names to estimators
-    (:func:`dense_estimators`, :func:`matrix_free_estimators`); "IF" runs once per group with ratio 1.0,
-    the others once per ratio on ``P = select_parameters(model, selection, ratio, x_U, y_U, loss_fn)``.
-    ``g`` comes from :func:`~gif_lite.removal_problem` (``at_optimum=True``: the removal's part only, for
-    models that are not at a stationary point).  With ``control`` (the same training budget from ``theta``
-    on all the data) the actual change is ``L_test(retrained) - L_test(control)``, else
-    ``L_test(retrained) - L_test(model)``.  ``model`` is left untouched.
+    ``estimators`` maps names to estimators (:func:`dense_estimators`, :func:`matrix_free_estimators`);
+    "IF" runs once per group with ratio 1.0, the others once per ratio on
+    ``P = select(model, selection, ratio, x_U, y_U, loss_fn).subset``.  With ``setup.control`` the actual
+    change is ``L_test(retrained) - L_test(control)``, else ``L_test(retrained) - L_test(model)``.
+    ``setup.model`` is left untouched.
     """
+    model, loss_fn, train, test = setup.model, setup.loss_fn, setup.train, setup.test
     ratios = tuple(float(r) for r in ratios)
     theta = flat_params(model)
     base = _loss(model, loss_fn, test)
-    reference = base if control is None else _loss(control, loss_fn, test)
+    reference = base if setup.control is None else _loss(setup.control, loss_fn, test)
     test_grad = Objective(model, loss_fn, test).gradient().to(theta)
     x_train, y_train = train
     rows: list[EffectRow] = []
     for k, group in enumerate(groups):
         idx = group.indices
         problem = removal_problem(
-            model, loss_fn, train, idx, weight_decay=weight_decay, at_optimum=at_optimum
+            model, loss_fn, train, idx, weight_decay=setup.weight_decay, at_optimum=setup.at_optimum
         )
-        actual = _loss(retrain(idx), loss_fn, test) - reference
+        actual = _loss(setup.retrain(idx), loss_fn, test) - reference
         for name, estimator in estimators.items():
             for ratio in (1.0,) if name == "IF" else ratios:
                 subset = None
                 if name != "IF":
-                    subset = select_parameters(model, selection, ratio, x_train[idx], y_train[idx], loss_fn)
+                    x_u, y_u = x_train[idx], y_train[idx]
+                    subset = select(model, setup.selection, ratio, x_u, y_u, loss_fn).subset
                 delta = estimator(problem, subset).to(theta)
                 rows.append(
                     EffectRow(
