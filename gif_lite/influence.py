@@ -16,7 +16,7 @@ fixed parameters, ``H[F,P] x ~ g[F]``, which FIF ignores and PIF only gets by ac
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -24,14 +24,17 @@ import torch
 
 from . import solvers as S
 from .objective import Objective
-from .params import check_subset, check_vector
+from .params import check_subset, check_vector, embed
 from .types import MatVec, Subset
 
 __all__ = [
+    "ESTIMATORS",
+    "Estimators",
     "InfluenceResult",
     "frozen_influence",
     "generalized_influence",
     "influence",
+    "project",
     "projected_influence",
     "second_order_influence",
     "second_order_relabel_influence",
@@ -61,11 +64,7 @@ class InfluenceResult:
 
     def full(self, num_params: int) -> torch.Tensor:
         """The update scattered into a vector of length ``num_params``."""
-        if self.subset is None:
-            return self.delta
-        out = torch.zeros(num_params, dtype=self.delta.dtype, device=self.delta.device)
-        out[self.subset.to(self.delta.device)] = self.delta
-        return out
+        return self.delta if self.subset is None else embed(self.delta, self.subset, num_params)
 
 
 # ------------------------------------------------------------------------------------ checks
@@ -89,12 +88,6 @@ def _tol(tol: float | None, g: torch.Tensor) -> float:
     if tol is not None:
         return tol
     return 1e-10 if g.dtype == torch.float64 else 1e-5
-
-
-def _embed(x: torch.Tensor, subset: torch.Tensor, num_params: int) -> torch.Tensor:
-    out = torch.zeros(num_params, dtype=x.dtype, device=x.device)
-    out[subset] = x
-    return out
 
 
 def _result(
@@ -173,7 +166,7 @@ def frozen_influence(
     start = obj.hvp_calls
 
     def matvec(x: torch.Tensor) -> torch.Tensor:
-        return obj.hvp(_embed(x, p, obj.num_params))[p] + damping * x
+        return obj.hvp(embed(x, p, obj.num_params))[p] + damping * x
 
     def dense() -> torch.Tensor:
         h_pp = obj.hessian_columns(p)[p]
@@ -195,10 +188,20 @@ def projected_influence(
 ) -> InfluenceResult:
     """PIF: ``delta = ((H + damping I)^-1 g)[P]``, full influence restricted to the subset."""
     _prepare(obj, g, damping, solver, S.SQUARE_SOLVERS)  # every input is checked before the solve
-    p = check_subset(subset, obj.num_params)
+    check_subset(subset, obj.num_params)
     res = influence(obj, g, solver=solver, damping=damping, tol=tol, max_iter=max_iter, **solver_kwargs)
-    p = p.to(res.delta.device)
-    return replace(res, delta=res.delta[p], subset=p)
+    return project(res, subset)
+
+
+def project(full: InfluenceResult, subset: Subset) -> InfluenceResult:
+    """PIF from an IF result: ``delta = (H^-1 g)[P]``, the IF solution sliced (no new HVP, same cost report).
+
+    PIF is IF restricted to ``P`` by definition, so one IF solve serves PIF at every subset.
+    """
+    if full.subset is not None:
+        raise ValueError("project needs an IF result over all parameters (its subset is None)")
+    p = check_subset(subset, full.delta.numel()).to(full.delta.device)
+    return replace(full, delta=full.delta[p], subset=p)
 
 
 def generalized_influence(
@@ -222,7 +225,7 @@ def generalized_influence(
     start = obj.hvp_calls
 
     def matvec(x: torch.Tensor) -> torch.Tensor:
-        e = _embed(x, p, obj.num_params)
+        e = embed(x, p, obj.num_params)
         return obj.hvp(e) + damping * e
 
     def rmatvec(y: torch.Tensor) -> torch.Tensor:
@@ -349,3 +352,52 @@ def second_order_relabel_influence(
     dx = new_group.hvp(x1) - old_group.hvp(x1)
     second = influence(obj, dx, **solve)
     return _two_solves(first, second, x1 - fraction * second.delta)
+
+
+#: The four estimators by name, each ``fn(obj, g, subset, solver=..., damping=..., tol=..., max_iter=...)``
+#: (IF takes no subset).
+ESTIMATORS: dict[str, Callable[..., InfluenceResult]] = {
+    "IF": influence,
+    "FIF": frozen_influence,
+    "PIF": projected_influence,
+    "GIF": generalized_influence,
+}
+
+
+class Estimators:
+    """IF, FIF, PIF and GIF by name, sharing one IF solve per ``(objective, g)`` between IF and every PIF.
+
+    ``options`` (``solver``, ``damping``, ``tol``, ``max_iter``, ...) go to the IF solve and to FIF;
+    ``gif_options`` to GIF (default: ``options``).  ``estimators("PIF", obj, g, P)`` slices the remembered
+    IF solution (:func:`project`), so PIF at many subsets costs one solve.
+    """
+
+    def __init__(
+        self, options: Mapping[str, Any] | None = None, gif_options: Mapping[str, Any] | None = None
+    ) -> None:
+        self.options = dict(options or {})
+        self.gif_options = dict(self.options if gif_options is None else gif_options)
+        self._last: tuple[Objective, torch.Tensor, InfluenceResult] | None = None
+
+    def full_solve(self, obj: Objective, g: torch.Tensor) -> InfluenceResult:
+        """IF on ``(obj, g)``, solved once and remembered until either changes."""
+        last = self._last
+        if last is None or last[0] is not obj or not torch.equal(last[1], g):
+            self._last = last = (obj, g.detach().clone(), influence(obj, g, **self.options))
+        return last[2]
+
+    def __call__(
+        self, name: str, obj: Objective, g: torch.Tensor, subset: Subset | None = None
+    ) -> InfluenceResult:
+        """The estimate of ``name`` (one of :data:`ESTIMATORS`); FIF, PIF and GIF need ``subset``."""
+        if name not in ESTIMATORS:
+            raise ValueError(f"unknown estimator {name!r}; valid: {', '.join(ESTIMATORS)}")
+        if name == "IF":
+            return self.full_solve(obj, g)
+        if subset is None:
+            raise ValueError(
+                f"{name} needs a parameter subset P; IF is the only estimator over all parameters"
+            )
+        if name == "PIF":
+            return project(self.full_solve(obj, g), subset)
+        return ESTIMATORS[name](obj, g, subset, **(self.gif_options if name == "GIF" else self.options))

@@ -25,7 +25,7 @@ from torch import nn
 from .params import check_vector, flat_params, trainable_parameters
 from .types import Data, LossFn
 
-__all__ = ["DEFAULT_MAX_DENSE_PARAMS", "HVP_METHODS", "HvpMethod", "Objective"]
+__all__ = ["DEFAULT_MAX_DENSE_PARAMS", "HVP_METHODS", "HvpMethod", "Objective", "l2_penalty"]
 
 HVP_METHODS = ("reuse", "double_backward", "forward_over_reverse")
 HvpMethod = Literal["auto", "reuse", "double_backward", "forward_over_reverse"]
@@ -35,6 +35,17 @@ DEFAULT_MAX_DENSE_PARAMS = 20_000
 
 _STOCHASTIC_LAYERS = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout)
 _NORM_LAYERS = (nn.modules.batchnorm._BatchNorm,)
+
+
+def l2_penalty(params: Iterable[torch.Tensor], weight_decay: float) -> torch.Tensor:
+    """``weight_decay / 2 * ||theta||^2``, differentiable: the L2 term of L(theta) for training and influence alike.
+
+    Exactly zero (no graph) when ``weight_decay`` is 0.
+    """
+    params = list(params)
+    if weight_decay == 0.0:
+        return torch.zeros((), dtype=params[0].dtype, device=params[0].device)
+    return 0.5 * weight_decay * torch.stack([p.pow(2).sum() for p in params]).sum()
 
 
 def _as_batches(data: Data | Iterable[Data]) -> list[Data] | Iterable[Data]:
@@ -169,16 +180,13 @@ class Objective:
         """The current flat parameters (a detached copy)."""
         return flat_params(self.model)
 
-    def _l2(self) -> torch.Tensor:
-        return 0.5 * self.weight_decay * torch.stack([(p * p).sum() for p in self.params]).sum()
-
     def loss(self) -> float:
         """L(theta): mean loss plus the L2 term."""
         with torch.no_grad():
             data_loss = self._data_loss()
             if self.distributed:
                 data_loss = _all_reduce(data_loss)
-            total = data_loss + self._l2()
+            total = data_loss + l2_penalty(self.params, self.weight_decay)
         value = float(total)
         if value != value or value in (float("inf"), float("-inf")):
             raise FloatingPointError(

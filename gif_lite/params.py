@@ -16,10 +16,13 @@ from torch import nn
 __all__ = [
     "ParamLayout",
     "apply_update",
+    "check_group",
     "check_subset",
     "check_vector",
     "count_parameters",
+    "embed",
     "flat_params",
+    "keep_mask",
     "param_layout",
     "reset_parameters",
     "set_flat_params",
@@ -147,6 +150,52 @@ def check_vector(vec: torch.Tensor, num_params: int, name: str) -> None:
         raise ValueError(f"{name} holds NaN or infinite entries")
 
 
+def embed(delta: torch.Tensor, subset: torch.Tensor, num_params: int) -> torch.Tensor:
+    """The update on ``P`` as a full vector: zeros of length ``num_params`` with ``out[P] = delta``.
+
+    The one scatter of a subset update into the flat parameter vector (dtype and device of ``delta``).
+    """
+    out = torch.zeros(num_params, dtype=delta.dtype, device=delta.device)
+    out[subset.to(delta.device)] = delta
+    return out
+
+
+def check_group(group: torch.Tensor | Sequence[int], n: int, *, allow_empty: bool = False) -> torch.Tensor:
+    """Validate a group of example indices into ``n`` examples; return it as a 1-D int64 tensor.
+
+    The one rule for groups: 1-D integer indices in ``[0, n)`` without duplicates (kept in the caller's
+    order), or a boolean mask of shape ``(n,)`` (its ``True`` positions, ascending).  Empty groups are
+    refused unless ``allow_empty``.  Raises ``ValueError`` naming the problem.
+    """
+    group = torch.as_tensor(group)
+    if group.dtype == torch.bool:
+        if group.shape != (n,):
+            raise ValueError(f"a boolean group mask must have shape ({n},), got {tuple(group.shape)}")
+        group = group.nonzero().flatten()
+    if group.dtype.is_floating_point or group.dtype.is_complex or group.dim() != 1:
+        raise ValueError(
+            f"group must be a 1-D tensor of integer example indices (or a boolean mask of shape ({n},)), "
+            f"got {group.dtype} {tuple(group.shape)}"
+        )
+    if group.numel() == 0:
+        if not allow_empty:
+            raise ValueError("group is empty: nothing to remove or relabel")
+        return group.long()
+    group = group.long()
+    if int(group.min()) < 0 or int(group.max()) >= n:
+        raise ValueError(f"group indices must lie in [0, {n}), got [{int(group.min())}, {int(group.max())}]")
+    if torch.unique(group).numel() != group.numel():
+        raise ValueError("group holds duplicated example indices")
+    return group
+
+
+def keep_mask(group: torch.Tensor, n: int, device: torch.device | str | None = None) -> torch.Tensor:
+    """The boolean mask of the ``n`` examples *not* in ``group`` (a group checked by :func:`check_group`)."""
+    keep = torch.ones(n, dtype=torch.bool, device=device)
+    keep[group.to(keep.device)] = False
+    return keep
+
+
 def set_flat_params(model: nn.Module, theta: torch.Tensor) -> None:
     """Write a flat vector into the model's trainable parameters (in place, no autograd)."""
     params = trainable_parameters(model)
@@ -172,6 +221,5 @@ def apply_update(
     else:
         subset = check_subset(subset, theta.numel())
         check_vector(delta, subset.numel(), "delta (one entry per index of the subset)")
-        full = torch.zeros_like(theta)
-        full[subset.to(theta.device)] = delta.to(theta)
+        full = embed(delta.to(theta), subset, theta.numel())
     set_flat_params(model, theta + scale * full.to(theta))

@@ -13,13 +13,13 @@ In both cases ``theta + delta`` (``delta = H^-1 g``) is the Newton-step predicti
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from .objective import Objective
+from .params import check_group, keep_mask
 from .types import Data, Group, LossFn
 
 __all__ = ["InfluenceProblem", "relabel_problem", "removal_problem"]
@@ -34,17 +34,9 @@ class InfluenceProblem:
     group: torch.Tensor
 
 
-def _check_group(group: torch.Tensor | Sequence[int], n: int) -> torch.Tensor:
-    group = torch.as_tensor(group)
-    if group.dtype in (torch.bool,) or group.dtype.is_floating_point or group.dim() != 1:
-        raise ValueError("group must be a 1-D tensor of integer example indices")
-    if group.numel() == 0:
-        raise ValueError("group is empty: nothing to remove or relabel")
-    group = group.long()
-    if int(group.min()) < 0 or int(group.max()) >= n:
-        raise ValueError(f"group indices must lie in [0, {n}), got [{int(group.min())}, {int(group.max())}]")
-    if torch.unique(group).numel() != group.numel():
-        raise ValueError("group holds duplicated example indices")
+def _check_group(group: Group, n: int) -> torch.Tensor:
+    """:func:`~gif_lite.params.check_group` (the one rule for groups), and something must remain."""
+    group = check_group(group, n)
     if group.numel() >= n:
         raise ValueError("group covers every example; nothing would remain to train on")
     return group
@@ -67,8 +59,7 @@ def removal_problem(
     inputs, targets = data
     n = int(inputs.shape[0])
     group = _check_group(group, n)
-    keep = torch.ones(n, dtype=torch.bool)
-    keep[group] = False
+    keep = keep_mask(group, n)
     retained = Objective(model, loss_fn, (inputs[keep], targets[keep]), weight_decay, **objective_kwargs)  # type: ignore[arg-type]
     if at_optimum:
         m = group.numel()

@@ -32,7 +32,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .params import reset_parameters
+from .objective import Objective, l2_penalty
+from .params import check_group, flat_params, keep_mask, reset_parameters, trainable_parameters
 from .types import Data, Group, LossFn
 
 __all__ = [
@@ -45,6 +46,7 @@ __all__ = [
     "drop_examples",
     "evaluate",
     "objective_value",
+    "predict",
     "progress_enabled",
     "relabel_examples",
     "retrain_relabelled",
@@ -110,17 +112,6 @@ class TrainResult:
 # the objective
 
 
-def _trainable(model: nn.Module) -> list[nn.Parameter]:
-    return [p for p in model.parameters() if p.requires_grad]
-
-
-def _penalty(params: Sequence[torch.Tensor], weight_decay: float) -> torch.Tensor | float:
-    """weight_decay / 2 * ||theta||^2 (the float 0.0 when weight_decay is 0)."""
-    if weight_decay == 0.0:
-        return 0.0
-    return 0.5 * weight_decay * torch.stack([p.pow(2).sum() for p in params]).sum()
-
-
 def _check_data(data: Data) -> Data:
     if not (
         isinstance(data, tuple | list) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data)
@@ -137,28 +128,17 @@ def _check_data(data: Data) -> Data:
 def objective_value(
     model: nn.Module, loss_fn: LossFn, data: Data, *, weight_decay: float = 0.0, batch_size: int | None = None
 ) -> tuple[float, float]:
-    """(L(theta), ||grad L(theta)||_2) on all of ``data``, summed over chunks of ``batch_size`` examples.
+    """(L(theta), ||grad L(theta)||_2) on all of ``data``, evaluated in chunks of ``batch_size`` examples.
 
-    Chunk means are weighted by chunk size, so the result equals the full-batch value.
+    This is :class:`~gif_lite.Objective`'s ``loss()`` and ``gradient()`` on those chunks (chunk means weighted
+    by chunk size, so the result equals the full-batch value): training reports the same L that influence
+    differentiates.
     """
     inputs, targets = _check_data(data)
-    params = _trainable(model)
-    n = len(targets)
-    step = batch_size or n
-    grads = [torch.zeros_like(p) for p in params]
-    total = 0.0
-    for start in range(0, n, step):
-        x, y = inputs[start : start + step], targets[start : start + step]
-        part = loss_fn(model(x), y) * (len(y) / n)
-        for g, d in zip(grads, torch.autograd.grad(part, params), strict=True):
-            g.add_(d)
-        total += float(part.detach())
-    with torch.no_grad():
-        for g, p in zip(grads, params, strict=True):
-            g.add_(p, alpha=weight_decay)
-        total += float(_penalty(params, weight_decay))
-        norm = math.sqrt(sum(float(g.pow(2).sum()) for g in grads))
-    return total, norm
+    step = batch_size or len(targets)
+    chunks = [(inputs[i : i + step], targets[i : i + step]) for i in range(0, len(targets), step)]
+    obj = Objective(model, loss_fn, chunks, weight_decay)
+    return obj.loss(), float(obj.gradient().norm())
 
 
 # --------------------------------------------------------------------------------------------------
@@ -172,7 +152,8 @@ def progress_enabled(progress: bool | None) -> bool:
     return not os.environ.get("CI") and sys.stderr.isatty()
 
 
-def _bar(total: int, desc: str, progress: bool | None):  # -> tqdm
+def _bar(total: int, desc: str, progress: bool | None) -> Any:  # a tqdm bar, imported when first needed
+    """A progress bar over ``total`` steps, quiet unless :func:`progress_enabled`."""
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc=desc, disable=not progress_enabled(progress), leave=False)
@@ -192,14 +173,14 @@ class _CachedObjective:
     def __init__(self, model: nn.Module, loss_fn: LossFn, data: Data, weight_decay: float) -> None:
         self.model, self.loss_fn, self.weight_decay = model, loss_fn, weight_decay
         self.inputs, self.targets = data
-        self.params = _trainable(model)
+        self.params = trainable_parameters(model)
         self.theta: torch.Tensor | None = None
         self.loss = torch.tensor(0.0)
         self.grads: list[torch.Tensor] = []
         self.evaluations = 0
 
     def flat(self) -> torch.Tensor:
-        return torch.cat([p.detach().reshape(-1) for p in self.params])
+        return flat_params(self.model)
 
     @torch.enable_grad()
     def __call__(self) -> torch.Tensor:
@@ -210,7 +191,9 @@ class _CachedObjective:
             return self.loss.clone()
         for p in self.params:
             p.grad = None
-        loss = self.loss_fn(self.model(self.inputs), self.targets) + _penalty(self.params, self.weight_decay)
+        loss = self.loss_fn(self.model(self.inputs), self.targets) + l2_penalty(
+            self.params, self.weight_decay
+        )
         loss.backward()
         self.evaluations += 1
         self.theta, self.loss = theta, loss.detach()
@@ -361,7 +344,7 @@ def _train_minibatch(
     momentum, weight_decay, schedule = recipe.momentum, recipe.weight_decay, recipe.schedule
     start_time = time.perf_counter()
     data = inputs, targets = _check_data(data)
-    params = _trainable(model)
+    params = trainable_parameters(model)
     opt = _optimizer(optimizer, params, lr, momentum)
     if schedule not in ("constant", "cosine", "step"):
         raise ValueError(f"unknown schedule {schedule!r}; valid: 'constant', 'cosine', 'step'")
@@ -383,7 +366,7 @@ def _train_minibatch(
                         group["lr"] = _scheduled_lr(schedule, lr, step, total_steps, epoch)
                 step += 1
                 opt.zero_grad(set_to_none=True)
-                loss = loss_fn(model(inputs[index]), targets[index]) + _penalty(params, weight_decay)
+                loss = loss_fn(model(inputs[index]), targets[index]) + l2_penalty(params, weight_decay)
                 loss.backward()
                 opt.step()
                 total += float(loss.detach()) * len(index)
@@ -448,6 +431,17 @@ def _per_example_losses(loss_fn: LossFn | None, outputs: torch.Tensor, targets: 
 
 
 @torch.no_grad()
+def predict(model: nn.Module, inputs: torch.Tensor, *, batch_size: int = 2048) -> torch.Tensor:
+    """``model(inputs)`` in eval mode, without autograd, in chunks of ``batch_size``; the mode is restored."""
+    was_training = model.training
+    model.eval()
+    try:
+        return torch.cat([model(inputs[i : i + batch_size]) for i in range(0, len(inputs), batch_size)])
+    finally:
+        model.train(was_training)
+
+
+@torch.no_grad()
 def evaluate(
     model: nn.Module,
     data: Data,
@@ -461,12 +455,7 @@ def evaluate(
     The model is put in eval mode for the evaluation and restored to its previous mode afterwards.
     """
     inputs, targets = _check_data(data)
-    was_training = model.training
-    model.eval()
-    try:
-        outputs = torch.cat([model(inputs[i : i + batch_size]) for i in range(0, len(targets), batch_size)])
-    finally:
-        model.train(was_training)
+    outputs = predict(model, inputs, batch_size=batch_size)
     k = num_classes or outputs.shape[1]
     correct = (outputs.argmax(dim=1) == targets).double()
     losses = _per_example_losses(loss_fn, outputs, targets).double()
@@ -487,31 +476,10 @@ def evaluate(
 # retraining: the ground truth
 
 
-def _group_index(group: Group, n: int) -> torch.Tensor:
-    """Validate a group of example indices (or a boolean mask of length n); return sorted unique indices."""
-    group = torch.as_tensor(group)
-    if group.dtype == torch.bool:
-        if group.shape != (n,):
-            raise ValueError(f"a boolean group mask must have shape ({n},), got {tuple(group.shape)}")
-        return group.nonzero().flatten()
-    if group.dtype.is_floating_point or group.dim() != 1:
-        raise ValueError(
-            f"group must be a 1-D tensor of example indices, got {group.dtype} {tuple(group.shape)}"
-        )
-    group = group.long()
-    if group.numel() and (int(group.min()) < 0 or int(group.max()) >= n):
-        raise ValueError(f"group indices must lie in [0, {n}), got [{int(group.min())}, {int(group.max())}]")
-    unique = torch.unique(group)
-    if unique.numel() != group.numel():
-        raise ValueError("group holds duplicated indices")
-    return unique
-
-
 def drop_examples(data: Data, group: Group) -> Data:
-    """``data`` without the examples in ``group`` (order of the rest preserved)."""
+    """``data`` without the examples in ``group`` (order of the rest preserved; an empty group drops nothing)."""
     inputs, targets = _check_data(data)
-    keep = torch.ones(len(targets), dtype=torch.bool)
-    keep[_group_index(group, len(targets))] = False
+    keep = keep_mask(check_group(group, len(targets), allow_empty=True), len(targets), targets.device)
     if not keep.any():
         raise ValueError("the group holds every example; nothing would be left to train on")
     return inputs[keep], targets[keep]
@@ -520,16 +488,12 @@ def drop_examples(data: Data, group: Group) -> Data:
 def relabel_examples(data: Data, group: Group, new_labels: torch.Tensor | int) -> Data:
     """``data`` with ``targets[group] = new_labels`` (one int, or one label per entry of ``group``)."""
     inputs, targets = _check_data(data)
-    group = torch.as_tensor(group)
-    index = _group_index(group, len(targets))
+    index = check_group(group, len(targets), allow_empty=True)
     labels = torch.as_tensor(new_labels, dtype=targets.dtype)
-    if labels.dim() > 0:
-        if labels.shape != index.shape:
-            raise ValueError(f"new_labels has shape {tuple(labels.shape)}, the group {tuple(index.shape)}")
-        if group.dtype != torch.bool:
-            labels = labels[torch.argsort(group.long())]  # align with the sorted indices
+    if labels.dim() > 0 and labels.shape != index.shape:
+        raise ValueError(f"new_labels has shape {tuple(labels.shape)}, the group {tuple(index.shape)}")
     relabelled = targets.clone()
-    relabelled[index] = labels
+    relabelled[index.to(targets.device)] = labels.to(targets.device)
     return inputs, relabelled
 
 

@@ -110,3 +110,21 @@ def test_select_parameters_is_a_deprecated_alias_of_select() -> None:
         warnings.simplefilter("error")  # select itself warns about nothing
         new = gl.select(model, "highest_gradients", 0.3, x, y, F.cross_entropy).subset
     assert torch.equal(old, new)
+
+
+def test_every_book_helper_names_the_chapters_that_use_it() -> None:
+    """d2l-style: each module of gif_lite/book/ says near its top which chapters (book/<name>.ipynb) use it."""
+    import re
+
+    chapters = {p.stem for p in (PACKAGE.parent / "book").glob("*.ipynb")}
+    for path in sorted((PACKAGE / "book").glob("*.py")):
+        if path.name == "__init__.py":
+            continue
+        doc = ast.get_docstring(ast.parse(path.read_text())) or ""
+        match = re.search(r"^Used by: (.+?)\.$", doc, re.MULTILINE | re.DOTALL)
+        assert match, f"{path.name}: the docstring needs a 'Used by: chapter, chapter.' line"
+        listed = match.group(1).replace("\n", " ")
+        if listed.startswith("every chapter"):
+            continue
+        names = [n.strip().split(" ")[0] for n in listed.split(",")]
+        assert set(names) <= chapters, f"{path.name}: no chapter named {sorted(set(names) - chapters)}"

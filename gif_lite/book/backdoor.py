@@ -1,5 +1,7 @@
 """Backdoor poisoning for the label-change experiment (the GIF paper's Table 3).
 
+Used by: backdoor.
+
 A *backdoor* (BadNets-style) attack stamps a small trigger on a fraction of the training images and
 sets their label to a ``target`` class.  A model trained on the poisoned set classifies clean images
 well but sends any triggered image to ``target``.  Undoing the attack is a *relabelling* task: give
@@ -22,8 +24,6 @@ estimators predict from the trained model (:func:`gif_lite.relabel_problem`).
 * :func:`gif_family` and :func:`paper_gif` compute GIF directions from the dense block ``H[:,P]``:
   LSQR stopped early, Tikhonov-regularised least squares, the exact least-squares solution, and the
   paper's Landweber iteration.
-
-Used by the chapters backdoor (all) and inside (:func:`gif_family`, :func:`paper_gif`).
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from torch import nn
 
 from .. import solvers as S
 from ..params import apply_update, flat_params, set_flat_params
+from ..train import predict
 from ..types import Data
 
 __all__ = [
@@ -132,15 +133,7 @@ def attack_success_rate(
     others = inputs[targets != target]
     if others.shape[0] == 0:
         raise ValueError(f"the test set has no image outside class {target}")
-    triggered = add_trigger(others, size, value)
-    was_training = model.training
-    model.eval()
-    try:
-        preds = torch.cat(
-            [model(triggered[i : i + batch_size]).argmax(dim=1) for i in range(0, len(triggered), batch_size)]
-        )
-    finally:
-        model.train(was_training)
+    preds = predict(model, add_trigger(others, size, value), batch_size=batch_size).argmax(dim=1)
     return float((preds == target).double().mean())
 
 
@@ -153,11 +146,8 @@ def f1(a: float, b: float) -> float:
     return 0.0 if a + b == 0 else 2.0 * a * b / (a + b)
 
 
-@torch.no_grad()
-def _accuracy(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, batch_size: int = 2048) -> float:
-    preds = torch.cat(
-        [model(inputs[i : i + batch_size]).argmax(dim=1) for i in range(0, len(inputs), batch_size)]
-    )
+def _accuracy(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor) -> float:
+    preds = predict(model, inputs).argmax(dim=1)
     return float((preds == labels.to(preds.device)).double().mean())
 
 
@@ -176,14 +166,9 @@ def paper_scores(
         raise ValueError(f"true_labels has {true_labels.shape[0]} entries for a group of {group.numel()}")
     keep = torch.ones(len(labels), dtype=torch.bool, device=labels.device)
     keep[group] = False
-    was_training = model.training
-    model.eval()
-    try:
-        clean = _accuracy(model, inputs[keep], labels[keep])
-        relabel = _accuracy(model, inputs[group], true_labels)
-        corrupt = _accuracy(model, inputs[group], torch.full_like(true_labels, target))
-    finally:
-        model.train(was_training)
+    clean = _accuracy(model, inputs[keep], labels[keep])
+    relabel = _accuracy(model, inputs[group], true_labels)
+    corrupt = _accuracy(model, inputs[group], torch.full_like(true_labels, target))
     return {"clean": clean, "relabel": relabel, "corrupt": corrupt, "f1": f1(relabel, clean)}
 
 

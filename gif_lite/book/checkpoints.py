@@ -1,5 +1,7 @@
 """Checkpoints that hold tensors only, and a model cache keyed by the configuration that produced it.
 
+Used by: class_removal, selection_study.
+
 A checkpoint is ``{"format", "state_dict", "config_json", "config_key", "gif_lite_version"}`` written
 with ``torch.save`` and read with ``torch.load(weights_only=True)``: a file that holds pickled code or
 arbitrary objects is refused instead of executed.  :func:`cached_model` trains a model once per

@@ -1,7 +1,9 @@
 """The paper-scale settings (``SCALE = "paper"``), one registry for every chapter of Part II.
 
-Used by the chapters class removal (Table 2), selection study (Table 1), backdoor (Table 3) and inside
-(Figures 4-5).  Each :class:`PaperConfig` holds the data set, the model, the paper's table, two training
+Used by: class_removal, selection_study, backdoor, inside (their ``SCALE = "paper"`` branches).
+
+The chapters class removal (Table 2), selection study (Table 1), backdoor (Table 3) and inside
+(Figures 4-5) read it.  Each :class:`PaperConfig` holds the data set, the model, the paper's table, two training
 recipes, the sizes of the experiment and, for Table 3, the backdoor attack:
 
 * ``paper_recipe``: the recipe of the paper's code (github.com/hslyu/GIF, ``scripts/train.py`` and

@@ -1,5 +1,8 @@
 """Data sets as tensors: the embedded Fashion-MNIST subset, scikit-learn's digits, and torchvision's sets.
 
+Used by: quickstart, first_order, gif, hvp_solvers, selection, faithfulness, class_removal,
+selection_study, backdoor, inside.
+
 ``load_data(name)`` returns a :class:`DataSplits` with ``train``, ``val`` and ``test``, each a tuple
 ``(inputs, targets)``: inputs are floats in [0, 1] shaped N x C x H x W (N x D with ``flatten=True``),
 targets are int64 class indices.  The validation split is carved from the training set, stratified by

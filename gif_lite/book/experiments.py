@@ -1,5 +1,7 @@
 """Shared pieces of Part II: scores, distances to retraining, the paper's step search, the method loop.
 
+Used by: quickstart, class_removal, selection_study, backdoor, inside.
+
 Class removal is scored as in the GIF paper: with ``a`` the accuracy on the removed classes and ``b``
 the accuracy on the rest, ``F1 = 2 (1 - a) b / ((1 - a) + b)``.  Distances between two models are
 measured on their predictive distributions: the share of inputs where their argmax agrees, and the
@@ -11,8 +13,6 @@ uses validation, never test).  :func:`removal_setup` builds one class-removal pr
 :class:`RemovalSetup`) and :func:`compare_methods` runs IF, PIF, FIF, GIF and second-order group
 influence on it, one row per (method, ratio), raw and step-picked.  Paper-scale settings live in
 :mod:`gif_lite.book.configs`.
-
-Used by the chapters quickstart, class removal, selection study, backdoor and inside.
 """
 
 from __future__ import annotations
@@ -27,13 +27,13 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..influence import frozen_influence, generalized_influence, influence, second_order_influence
+from ..influence import Estimators, second_order_influence
 from ..objective import Objective
-from ..params import apply_update, flat_params, set_flat_params
+from ..params import apply_update, check_group, embed, flat_params, keep_mask, set_flat_params
 from ..selection import select
 from ..solvers import ConvergenceWarning
 from ..tasks import removal_problem
-from ..train import Recipe, TrainingWarning, evaluate, train_lbfgs, train_minibatch
+from ..train import Recipe, TrainingWarning, evaluate, predict, train_lbfgs, train_minibatch
 from ..types import Data as Split
 from ..types import LossFn
 
@@ -77,15 +77,8 @@ def removal_scores(model: nn.Module, data: Split, removed: Sequence[int]) -> dic
     return {"acc_removed": a, "acc_rest": b, "f1": removal_f1(a, b)}
 
 
-@torch.no_grad()
-def _log_probs(model: nn.Module, inputs: torch.Tensor, batch_size: int = 2048) -> torch.Tensor:
-    was_training = model.training
-    model.eval()
-    try:
-        out = torch.cat([model(inputs[i : i + batch_size]) for i in range(0, len(inputs), batch_size)])
-    finally:
-        model.train(was_training)
-    return F.log_softmax(out.double(), dim=1)
+def _log_probs(model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
+    return F.log_softmax(predict(model, inputs).double(), dim=1)
 
 
 def prediction_agreement(model: nn.Module, reference: nn.Module, inputs: torch.Tensor) -> float:
@@ -164,12 +157,6 @@ class Estimate:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-def _quiet(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    with warnings.catch_warnings():  # iteration caps are deliberate; residuals are reported instead
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        return fn(*args, **kwargs)
-
-
 def _estimates(
     setup: RemovalSetup,
     ratios: Sequence[float],
@@ -179,36 +166,32 @@ def _estimates(
 ) -> list[Estimate]:
     """Solve every (method, ratio): IF once on all parameters (PIF slices it), FIF and GIF per subset."""
     model, obj, g, (x_u, y_u) = setup.model, setup.obj, setup.g, setup.examples
+    estimators = Estimators({"max_iter": max_iter})
     out: list[Estimate] = []
-    full = _quiet(influence, obj, g, max_iter=max_iter) if {"IF", "PIF"} & set(methods) else None
-    if full is not None and "IF" in methods:
-        out.append(Estimate("IF", 1.0, None, full.delta, full.hvps))
-    if "gradient" in methods:  # the Hessian-free control: move all parameters along g itself
-        out.append(Estimate("gradient", 1.0, None, g.clone(), 0))
-    if "second-order" in methods:
-        full_obj, group_obj, fraction = setup.second_order
-        so = _quiet(second_order_influence, full_obj, group_obj, fraction, max_iter=max_iter)
-        out.append(Estimate("second-order", 1.0, None, so.delta, so.hvps))
-    for ratio in ratios:
-        p = select(model, selection, ratio, x_u, y_u, loss_fn=setup.loss_fn).subset
-        if full is not None and "PIF" in methods:
-            out.append(Estimate("PIF", ratio, p, full.delta[p], full.hvps))
-        if "FIF" in methods:
-            r = _quiet(frozen_influence, obj, g, p, max_iter=max_iter)
-            out.append(Estimate("FIF", ratio, p, r.delta, r.hvps))
-        if "GIF" in methods:
-            r = _quiet(generalized_influence, obj, g, p, max_iter=max_iter)
-            out.append(Estimate("GIF", ratio, p, r.delta, r.hvps))
+    with warnings.catch_warnings():  # iteration caps are deliberate; residuals are reported instead
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        if "IF" in methods:
+            full = estimators("IF", obj, g)
+            out.append(Estimate("IF", 1.0, None, full.delta, full.hvps))
+        if "gradient" in methods:  # the Hessian-free control: move all parameters along g itself
+            out.append(Estimate("gradient", 1.0, None, g.clone(), 0))
+        if "second-order" in methods:
+            full_obj, group_obj, fraction = setup.second_order
+            so = second_order_influence(full_obj, group_obj, fraction, max_iter=max_iter)
+            out.append(Estimate("second-order", 1.0, None, so.delta, so.hvps))
+        for ratio in ratios:
+            p = select(model, selection, ratio, x_u, y_u, loss_fn=setup.loss_fn).subset
+            for name in SUBSET_METHODS:
+                if name in methods:
+                    r = estimators(name, obj, g, p)
+                    out.append(Estimate(name, ratio, r.subset, r.delta, r.hvps))
     return out
 
 
 def _residual(obj: Objective, g: torch.Tensor, est: Estimate) -> float:
     """``||H delta_full - g|| / ||g||``: the share of the gradient change the update leaves uncancelled."""
-    full = torch.zeros(obj.num_params, dtype=g.dtype)
-    if est.subset is None:
-        full = est.delta.to(g)
-    else:
-        full[est.subset] = est.delta.to(g)
+    delta = est.delta.to(g)
+    full = delta if est.subset is None else embed(delta, est.subset, obj.num_params)
     return float((obj.hvp(full) - g).norm() / g.norm())
 
 
@@ -347,10 +330,9 @@ def removal_setup(
     """
     x, y = train
     removed = tuple(int(c) for c in removed)
-    group = torch.isin(y, torch.as_tensor(removed, device=y.device)).nonzero().flatten()
+    group = check_group(torch.isin(y, torch.as_tensor(removed, device=y.device)), len(y))
     g = removal_problem(model, F.cross_entropy, train, group, weight_decay=weight_decay, at_optimum=True).g
-    keep = torch.ones(len(y), dtype=torch.bool, device=y.device)
-    keep[group] = False
+    keep = keep_mask(group, len(y), y.device)
     obj = Objective(model, F.cross_entropy, (x[keep][:n_hessian], y[keep][:n_hessian]), weight_decay)
     full = Objective(model, F.cross_entropy, (x[:n_hessian], y[:n_hessian]), weight_decay)
     part = Objective(model, F.cross_entropy, (x[group], y[group]), weight_decay)

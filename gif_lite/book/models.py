@@ -1,5 +1,8 @@
 """Models: small ones that train in seconds on a CPU; the paper's ResNet18 and VGG11 for ``SCALE = "paper"``.
 
+Used by: quickstart, first_order, gif, hvp_solvers, selection, faithfulness, class_removal,
+selection_study, backdoor, inside.
+
 All are plain ``nn.Module``s returning logits.  The small ones hold only ``Linear``/``Conv2d`` layers with
 parameters (and parameter-free ``ReLU``/``Tanh``/``Flatten``): no BatchNorm or Dropout, whose batch
 dependence or randomness breaks influence's assumption of one deterministic objective.  The paper-scale
