@@ -48,7 +48,14 @@ from .solvers import (
     minres,
     relative_residual,
 )
-from .spectrum import LanczosResult, lanczos, negative_eigenvalue_fraction, spectral_quadrature
+from .spectrum import (
+    LanczosResult,
+    lanczos,
+    negative_eigenvalue_fraction,
+    spectral_quadrature,
+    top_magnitude_eigenvalues,
+    top_magnitude_negative_share,
+)
 from .tasks import InfluenceProblem, relabel_problem, removal_problem
 from .train import (
     TINYCNN_RECIPE,
@@ -144,6 +151,8 @@ __all__ = [
     "select_parameters",
     "set_flat_params",
     "spectral_quadrature",
+    "top_magnitude_eigenvalues",
+    "top_magnitude_negative_share",
     "train_lbfgs",
     "train_minibatch",
     "trainable_parameters",
