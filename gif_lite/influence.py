@@ -370,6 +370,12 @@ def second_order_relabel_influence(
     The first term is the first-order influence, the second the correction of order ``p^2``.
     ``damping`` adds ``damping * I`` to ``H`` in both solves; ``solver``, ``tol``, ``max_iter`` and
     ``solver_kwargs`` go to both :func:`influence` solves, as for the other estimators.
+
+    This is the whole ``p^2`` term only for a loss that is quadratic in ``theta``.  Otherwise the
+    retrained change also carries ``-1/2 H^-1 T[delta_1, delta_1]`` (``T`` the third derivative of
+    the objective, ``delta_1 = H^-1 g``), of the same order ``p^2``, which this estimator drops.  For
+    softmax regression ``D = 0``, so the estimate equals first-order influence and its whole ``p^2``
+    error against retraining is that dropped term (tests/test_second_order_retraining.py).
     """
     if getattr(new_group, "num_examples", None) != getattr(old_group, "num_examples", None):
         raise checks.GifLiteError(
