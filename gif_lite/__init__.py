@@ -1,5 +1,6 @@
 """gif_lite: influence functions from the first-order approximation up to GIF, small and exact."""
 
+from .attribution import example_gradients, removal_effects, self_influence
 from .influence import (
     InfluenceResult,
     frozen_influence,
@@ -30,6 +31,7 @@ __all__ = [
     "__version__",
     "apply_update",
     "check_subset",
+    "example_gradients",
     "flat_params",
     "frozen_influence",
     "generalized_influence",
@@ -37,10 +39,12 @@ __all__ = [
     "param_layout",
     "projected_influence",
     "relabel_problem",
+    "removal_effects",
     "removal_problem",
     "second_order_influence",
     "second_order_relabel_influence",
     "select",
     "select_parameters",
+    "self_influence",
     "set_flat_params",
 ]
