@@ -103,7 +103,7 @@ def timed(name: str, fn: Callable[[], torch.Tensor], peer: bool = False, note: s
 # ------------------------------------------------------------------------------------ references
 def references(obj: gl.Objective, test: Data) -> dict[str, torch.Tensor]:
     """Dense float64 ``T H^-1 G^T`` with G the per-example gradients with and without ``wd * theta``."""
-    h = obj.hessian()
+    h = obj.hessian(chunk=64)
     t = torch.cat([g for _, g in gl.example_gradients(obj, test)])
     g = torch.cat([g for _, g in gl.example_gradients(obj)])
     x = torch.linalg.solve(h, t.T)  # LU, no assumption of definiteness
@@ -141,7 +141,7 @@ def _overlap(a: torch.Tensor, b: torch.Tensor, k: int = 10) -> float:
 
 
 # ------------------------------------------------------------------------------------ methods
-def gif_lite_rows(obj: gl.Objective, test: Data, tol: float) -> list[Row]:
+def gif_lite_rows(obj: gl.Objective, test: Data, tols: list[float], minres: bool) -> list[Row]:
     def direct() -> torch.Tensor:
         clear_cache(obj)
         return gl.removal_effects(obj, test, solver="direct")
@@ -150,20 +150,21 @@ def gif_lite_rows(obj: gl.Objective, test: Data, tol: float) -> list[Row]:
     rows.append(
         timed("gif_lite direct, factorisation cached", lambda: gl.removal_effects(obj, test, solver="direct"))
     )
-    for solver in ("cg", "minres"):
+    runs = [("cg", tol) for tol in tols] + ([("minres", tols[-1])] if minres else [])
+    for solver, tol in runs:
         name = {"cg": "block CG", "minres": "batched MINRES"}[solver]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", gl.ConvergenceWarning)
             rows.append(
                 timed(
                     f"gif_lite {name} (tol {tol:g})",
-                    lambda s=solver: gl.removal_effects(obj, test, solver=s, tol=tol),  # type: ignore[misc]
+                    lambda s=solver, t=tol: gl.removal_effects(obj, test, solver=s, tol=t),  # type: ignore[misc]
                 )
             )
     return rows
 
 
-def pydvl_rows(model: nn.Module, train: Data, test: Data, wd: float, cg_rtol: float) -> list[Row]:
+def pydvl_rows(model: nn.Module, train: Data, test: Data, wd: float, cg_rtols: list[float]) -> list[Row]:
     from pydvl.influence.torch import CgInfluence, DirectInfluence
     from torch.utils.data import DataLoader, TensorDataset
 
@@ -173,17 +174,19 @@ def pydvl_rows(model: nn.Module, train: Data, test: Data, wd: float, cg_rtol: fl
         m = DirectInfluence(copy.deepcopy(model), F.cross_entropy, regularization=wd).fit(loader)
         return m.influences(*test, *train)
 
-    def block_cg() -> torch.Tensor:
+    def block_cg(rtol: float) -> torch.Tensor:
         m = CgInfluence(
-            copy.deepcopy(model), F.cross_entropy, regularization=wd, rtol=cg_rtol, atol=1e-14,
+            copy.deepcopy(model), F.cross_entropy, regularization=wd, rtol=rtol, atol=0.0,
             solve_simultaneously=True, warn_on_max_iteration=False,
         ).fit(loader)  # fmt: skip
         return m.influences(*test, *train)
 
-    return [
-        timed("pyDVL 0.10 DirectInfluence", direct, peer=True),
-        timed(f"pyDVL 0.10 CgInfluence block (rtol {cg_rtol:g})", block_cg, peer=True),
-    ]
+    rows = [timed("pyDVL 0.10 DirectInfluence", direct, peer=True)]
+    for rtol in cg_rtols:
+        rows.append(
+            timed(f"pyDVL 0.10 CgInfluence block (rtol {rtol:g})", lambda r=rtol: block_cg(r), peer=True)
+        )
+    return rows
 
 
 def captum_row(model: nn.Module, train: Data, test: Data, wd: float) -> Row:
@@ -199,8 +202,8 @@ def captum_row(model: nn.Module, train: Data, test: Data, wd: float) -> Row:
             m = copy.deepcopy(model)
             fn = NaiveInfluenceFunction(
                 m, DataLoader(TensorDataset(*train), batch_size=len(train[0])), path,
-                loss_fn=nn.CrossEntropyLoss(reduction="sum"), sample_wise_grads_per_batch=True,
-                projection_dim=num_params, hessian_reg=wd, hessian_inverse_tol=1e-14,
+                loss_fn=nn.CrossEntropyLoss(reduction="sum"), sample_wise_grads_per_batch=True,  # H of the sum: n * wd
+                projection_dim=num_params, hessian_reg=wd * len(train[0]), hessian_inverse_tol=1e-14,
             )  # fmt: skip
             return fn.influence(test)
 
@@ -286,7 +289,7 @@ def run(kind: str, args: argparse.Namespace) -> None:
     obj = gl.Objective(model, F.cross_entropy, train, weight_decay=wd)
     refs = references(obj, test)
     n = len(train[0])
-    rows = gif_lite_rows(obj, test, args.tol)
+    rows = gif_lite_rows(obj, test, args.tol, args.minres)
     rows += pydvl_rows(model, train, test, wd, args.cg_rtol)
     rows.append(captum_row(model, train, test, wd))
     if kind == "mlp":
@@ -296,7 +299,7 @@ def run(kind: str, args: argparse.Namespace) -> None:
     clear_cache(obj)
     cold = timed("self-influence, cold", lambda: gl.self_influence(obj, solver="direct"))
     warm = timed("self-influence, factorisation cached", lambda: gl.self_influence(obj, solver="direct"))
-    h = obj.hessian()
+    h = obj.hessian(chunk=64)
     g = torch.cat([g for _, g in gl.example_gradients(obj)])
     want = ((g + wd * obj.theta()) / (n - 1) * torch.linalg.solve(h, g.T).T).sum(1)
     for r in (cold, warm):
@@ -310,8 +313,9 @@ def run(kind: str, args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n-test", type=int, default=50)
-    parser.add_argument("--tol", type=float, default=1e-8, help="gif_lite's iterative solvers")
-    parser.add_argument("--cg-rtol", type=float, default=1e-7, help="pyDVL's block CG")
+    parser.add_argument("--tol", type=float, nargs="+", default=[1e-6, 1e-8], help="gif_lite's block CG")
+    parser.add_argument("--cg-rtol", type=float, nargs="+", default=[1e-6, 1e-7], help="pyDVL's block CG")
+    parser.add_argument("--minres", action="store_true", help="also gif_lite's batched MINRES (slow here)")
     parser.add_argument("--ti-rows", type=int, default=5, help="test rows torch-influence runs")
     parser.add_argument("--quick", action="store_true", help="the MLP only")
     args = parser.parse_args()
