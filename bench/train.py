@@ -69,7 +69,7 @@ def bench_tinycnn() -> dict[str, object]:
     model = build_model("tinycnn", seed=0)
     start = time.perf_counter()
     result = train_minibatch(
-        model, nn.CrossEntropyLoss(), splits.train, seed=0, progress=False, **TINYCNN_RECIPE
+        model, nn.CrossEntropyLoss(), splits.train, TINYCNN_RECIPE, seed=0, progress=False
     )
     return _row(
         "TinyCNN fashion-mnist-small (Adam, cosine)", model, splits, time.perf_counter() - start, result

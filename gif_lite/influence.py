@@ -16,7 +16,7 @@ fixed parameters, ``H[F,P] x ~ g[F]``, which FIF ignores and PIF only gets by ac
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -24,19 +24,21 @@ import torch
 
 from . import solvers as S
 from .objective import Objective
-from .params import _check_vector, check_subset
+from .params import check_subset, check_vector, embed
+from .types import MatVec, Subset
 
 __all__ = [
+    "ESTIMATORS",
+    "Estimators",
     "InfluenceResult",
     "frozen_influence",
     "generalized_influence",
     "influence",
+    "project",
     "projected_influence",
     "second_order_influence",
     "second_order_relabel_influence",
 ]
-
-Subset = torch.Tensor | Sequence[int]
 
 
 @dataclass
@@ -62,11 +64,7 @@ class InfluenceResult:
 
     def full(self, num_params: int) -> torch.Tensor:
         """The update scattered into a vector of length ``num_params``."""
-        if self.subset is None:
-            return self.delta
-        out = torch.zeros(num_params, dtype=self.delta.dtype, device=self.delta.device)
-        out[self.subset.to(self.delta.device)] = self.delta
-        return out
+        return self.delta if self.subset is None else embed(self.delta, self.subset, num_params)
 
 
 # ------------------------------------------------------------------------------------ checks
@@ -81,7 +79,7 @@ def _prepare(
         raise ValueError(f"damping must be a finite number >= 0, got {damping}")
     if isinstance(g, torch.Tensor) and not g.dtype.is_floating_point:
         raise ValueError(f"g must be a floating-point vector, got dtype {g.dtype}")
-    _check_vector(g, obj.num_params, "g")
+    check_vector(g, obj.num_params, "g")
     return g.detach().to(obj.device, obj.dtype)
 
 
@@ -90,12 +88,6 @@ def _tol(tol: float | None, g: torch.Tensor) -> float:
     if tol is not None:
         return tol
     return 1e-10 if g.dtype == torch.float64 else 1e-5
-
-
-def _embed(x: torch.Tensor, subset: torch.Tensor, num_params: int) -> torch.Tensor:
-    out = torch.zeros(num_params, dtype=x.dtype, device=x.device)
-    out[subset] = x
-    return out
 
 
 def _result(
@@ -115,7 +107,7 @@ def _result(
 
 
 def _solve_square(
-    matvec: S.MatVec,
+    matvec: MatVec,
     b: torch.Tensor,
     dense: Callable[[], torch.Tensor],
     solver: str,
@@ -174,7 +166,7 @@ def frozen_influence(
     start = obj.hvp_calls
 
     def matvec(x: torch.Tensor) -> torch.Tensor:
-        return obj.hvp(_embed(x, p, obj.num_params))[p] + damping * x
+        return obj.hvp(embed(x, p, obj.num_params))[p] + damping * x
 
     def dense() -> torch.Tensor:
         h_pp = obj.hessian_columns(p)[p]
@@ -196,10 +188,20 @@ def projected_influence(
 ) -> InfluenceResult:
     """PIF: ``delta = ((H + damping I)^-1 g)[P]``, full influence restricted to the subset."""
     _prepare(obj, g, damping, solver, S.SQUARE_SOLVERS)  # every input is checked before the solve
-    p = check_subset(subset, obj.num_params)
+    check_subset(subset, obj.num_params)
     res = influence(obj, g, solver=solver, damping=damping, tol=tol, max_iter=max_iter, **solver_kwargs)
-    p = p.to(res.delta.device)
-    return replace(res, delta=res.delta[p], subset=p)
+    return project(res, subset)
+
+
+def project(full: InfluenceResult, subset: Subset) -> InfluenceResult:
+    """PIF from an IF result: ``delta = (H^-1 g)[P]``, the IF solution sliced (no new HVP, same cost report).
+
+    PIF is IF restricted to ``P`` by definition, so one IF solve serves PIF at every subset.
+    """
+    if full.subset is not None:
+        raise ValueError("project needs an IF result over all parameters (its subset is None)")
+    p = check_subset(subset, full.delta.numel()).to(full.delta.device)
+    return replace(full, delta=full.delta[p], subset=p)
 
 
 def generalized_influence(
@@ -223,7 +225,7 @@ def generalized_influence(
     start = obj.hvp_calls
 
     def matvec(x: torch.Tensor) -> torch.Tensor:
-        e = _embed(x, p, obj.num_params)
+        e = embed(x, p, obj.num_params)
         return obj.hvp(e) + damping * e
 
     def rmatvec(y: torch.Tensor) -> torch.Tensor:
@@ -248,6 +250,7 @@ def second_order_influence(
     damping: float = 0.0,
     tol: float | None = None,
     max_iter: int | None = None,
+    **solver_kwargs: Any,
 ) -> InfluenceResult:
     """Second-order group influence of removing a group U (after Basu, You & Feizi 2020).
 
@@ -259,6 +262,8 @@ def second_order_influence(
 
     The exact retrained change is ``p (H - p H_U)^-1 g_U`` (for a quadratic loss); the first term alone
     (``q H^-1 g_U``, the first-order group influence) matches it to O(p^2), both terms to O(p^3).
+    The solver options (``solver``, ``damping``, ``tol``, ``max_iter``, ``solver_kwargs``) are those of
+    :func:`influence` and apply to both of its solves.
     """
     if not 0.0 < fraction < 1.0:
         raise ValueError(f"fraction = m / n must lie in (0, 1), got {fraction}")
@@ -266,12 +271,19 @@ def second_order_influence(
         raise ValueError("group_obj must be an Objective on the same model as obj")
     if group_obj.weight_decay != obj.weight_decay:
         raise ValueError("group_obj must use the same weight_decay as obj (g_U and H_U include it)")
+    solve: dict[str, Any] = {
+        "solver": solver,
+        "damping": damping,
+        "tol": tol,
+        "max_iter": max_iter,
+        **solver_kwargs,
+    }
     q = fraction / (1.0 - fraction)
     g_u = group_obj.gradient()
-    first = influence(obj, g_u, solver=solver, damping=damping, tol=tol, max_iter=max_iter)
+    first = influence(obj, g_u, **solve)
     x1 = first.delta
     correction = group_obj.hvp(x1) - obj.hvp(x1) - damping * x1
-    second = influence(obj, correction, solver=solver, damping=damping, tol=tol, max_iter=max_iter)
+    second = influence(obj, correction, **solve)
     return _two_solves(first, second, q * x1 + q * q * second.delta)
 
 
@@ -300,6 +312,7 @@ def second_order_relabel_influence(
     damping: float = 0.0,
     tol: float | None = None,
     max_iter: int | None = None,
+    **solver_kwargs: Any,
 ) -> InfluenceResult:
     """Newton step for relabelling a group, to second order in its share ``p = m / n``.
 
@@ -311,7 +324,8 @@ def second_order_relabel_influence(
     ``delta = H^-1 g - p H^-1 D H^-1 g``
 
     The first term is the first-order influence, the second the correction of order ``p^2``.
-    ``damping`` adds ``damping * I`` to ``H`` in both solves.
+    ``damping`` adds ``damping * I`` to ``H`` in both solves; ``solver``, ``tol``, ``max_iter`` and
+    ``solver_kwargs`` go to both :func:`influence` solves, as for the other estimators.
     """
     if not 0.0 < fraction < 1.0:
         raise ValueError(f"fraction = m / n must lie in (0, 1), got {fraction}")
@@ -320,8 +334,64 @@ def second_order_relabel_influence(
             raise ValueError(f"{name} must be an Objective on the same model as obj")
     if new_group.weight_decay != old_group.weight_decay:
         raise ValueError("old_group and new_group must use the same weight_decay (it cancels in D)")
-    first = influence(obj, g, solver=solver, damping=damping, tol=tol, max_iter=max_iter)
+    solve: dict[str, Any] = {
+        "solver": solver,
+        "damping": damping,
+        "tol": tol,
+        "max_iter": max_iter,
+        **solver_kwargs,
+    }
+    first = influence(obj, g, **solve)
     x1 = first.delta
     dx = new_group.hvp(x1) - old_group.hvp(x1)
-    second = influence(obj, dx, solver=solver, damping=damping, tol=tol, max_iter=max_iter)
+    second = influence(obj, dx, **solve)
     return _two_solves(first, second, x1 - fraction * second.delta)
+
+
+#: The four estimators by name, each ``fn(obj, g, subset, solver=..., damping=..., tol=..., max_iter=...)``
+#: (IF takes no subset).
+ESTIMATORS: dict[str, Callable[..., InfluenceResult]] = {
+    "IF": influence,
+    "FIF": frozen_influence,
+    "PIF": projected_influence,
+    "GIF": generalized_influence,
+}
+
+
+class Estimators:
+    """IF, FIF, PIF and GIF by name, sharing one IF solve per ``(objective, g)`` between IF and every PIF.
+
+    ``options`` (``solver``, ``damping``, ``tol``, ``max_iter``, ...) go to the IF solve and to FIF;
+    ``gif_options`` to GIF (default: ``options``).  ``estimators("PIF", obj, g, P)`` slices the remembered
+    IF solution (:func:`project`), so PIF at many subsets costs one solve.
+    """
+
+    def __init__(
+        self, options: Mapping[str, Any] | None = None, gif_options: Mapping[str, Any] | None = None
+    ) -> None:
+        self.options = dict(options or {})
+        self.gif_options = dict(self.options if gif_options is None else gif_options)
+        self._last: tuple[Objective, torch.Tensor, InfluenceResult] | None = None
+
+    def full_solve(self, obj: Objective, g: torch.Tensor) -> InfluenceResult:
+        """IF on ``(obj, g)``, solved once and remembered until either changes."""
+        last = self._last
+        if last is None or last[0] is not obj or not torch.equal(last[1], g):
+            self._last = last = (obj, g.detach().clone(), influence(obj, g, **self.options))
+        return last[2]
+
+    def __call__(
+        self, name: str, obj: Objective, g: torch.Tensor, subset: Subset | None = None
+    ) -> InfluenceResult:
+        """The estimate of ``name`` (one of :data:`ESTIMATORS`); FIF, PIF and GIF need ``subset``."""
+        if name not in ESTIMATORS:
+            raise ValueError(f"unknown estimator {name!r}; valid: {', '.join(ESTIMATORS)}")
+        if name == "IF":
+            return self.full_solve(obj, g)
+        if subset is None:
+            raise ValueError(
+                f"{name} needs a parameter subset P; IF is the only estimator over all parameters"
+            )
+        if name == "PIF":
+            return project(self.full_solve(obj, g), subset)
+        return ESTIMATORS[name](obj, g, subset, **(self.gif_options if name == "GIF" else self.options))

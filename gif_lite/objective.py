@@ -16,28 +16,36 @@ numbers (a test checks each against the dense Hessian):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Literal, cast
 
 import torch
 from torch import nn
 
-from .params import _check_vector, flat_params, trainable_parameters
+from .params import check_vector, flat_params, trainable_parameters
+from .types import Data, LossFn
 
-__all__ = ["HVP_METHODS", "Objective"]
+__all__ = ["DEFAULT_MAX_DENSE_PARAMS", "HVP_METHODS", "HvpMethod", "Objective", "l2_penalty"]
 
 HVP_METHODS = ("reuse", "double_backward", "forward_over_reverse")
 HvpMethod = Literal["auto", "reuse", "double_backward", "forward_over_reverse"]
-#: An ``(inputs, targets)`` pair of tensors, and a loss ``loss_fn(outputs, targets) -> batch mean``:
-#: the two shapes every module of gif_lite passes around.
-Data = tuple[torch.Tensor, torch.Tensor]
-LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 #: Models with more parameters than this refuse a dense Hessian unless ``max_dense_params`` is raised.
 DEFAULT_MAX_DENSE_PARAMS = 20_000
 
 _STOCHASTIC_LAYERS = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout)
 _NORM_LAYERS = (nn.modules.batchnorm._BatchNorm,)
+
+
+def l2_penalty(params: Iterable[torch.Tensor], weight_decay: float) -> torch.Tensor:
+    """``weight_decay / 2 * ||theta||^2``, differentiable: the L2 term of L(theta) for training and influence alike.
+
+    Exactly zero (no graph) when ``weight_decay`` is 0.
+    """
+    params = list(params)
+    if weight_decay == 0.0:
+        return torch.zeros((), dtype=params[0].dtype, device=params[0].device)
+    return 0.5 * weight_decay * torch.stack([p.pow(2).sum() for p in params]).sum()
 
 
 def _as_batches(data: Data | Iterable[Data]) -> list[Data] | Iterable[Data]:
@@ -50,11 +58,35 @@ def _as_batches(data: Data | Iterable[Data]) -> list[Data] | Iterable[Data]:
     return batches
 
 
+def _check_distributed(distributed: bool) -> bool:
+    """``distributed=True`` needs an initialised default ``torch.distributed`` process group."""
+    if not isinstance(distributed, bool):
+        raise TypeError(f"distributed must be True or False, got {distributed!r}")
+    if distributed and not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        raise RuntimeError(
+            "distributed=True needs the default torch.distributed process group: call "
+            "torch.distributed.init_process_group(...) first (torchrun sets up the environment for it)"
+        )
+    return distributed
+
+
+def _all_reduce(t: torch.Tensor) -> torch.Tensor:
+    """The sum of ``t`` over every rank of the default process group (a new tensor)."""
+    out = t.detach().clone()
+    torch.distributed.all_reduce(out, op=torch.distributed.ReduceOp.SUM)
+    return out
+
+
 class Objective:
     """Mean loss of ``model`` over ``data`` plus ``weight_decay / 2 * ||theta||^2``.
 
     ``data`` is an ``(inputs, targets)`` pair of tensors or an iterable of such batches (e.g. a
     ``DataLoader`` without shuffling).  ``loss_fn(outputs, targets)`` must return the batch mean.
+
+    ``distributed=True``: ``data`` is this rank's shard; example counts, losses, gradients, HVPs and
+    Hessian columns are summed over the default ``torch.distributed`` process group (each batch
+    weighted by ``n_b / n`` with ``n`` the total over all ranks), so every estimator runs unchanged
+    and every rank gets the full-data answer.  Every rank must make the same calls in the same order.
     """
 
     def __init__(
@@ -65,6 +97,7 @@ class Objective:
         weight_decay: float = 0.0,
         hvp_method: HvpMethod = "auto",
         max_dense_params: int = DEFAULT_MAX_DENSE_PARAMS,
+        distributed: bool = False,
     ) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -91,6 +124,7 @@ class Objective:
         self.num_params = sum(p.numel() for p in self.params)
         first = self.params[0]
         self.dtype, self.device = first.dtype, first.device
+        self.distributed = _check_distributed(distributed)
         self.batches = _as_batches(data)
         self.num_examples = self._count_and_check()
         single = isinstance(self.batches, list) and len(self.batches) == 1
@@ -115,6 +149,8 @@ class Objective:
                     "targets hold NaN or infinite values; clean the data before computing influence"
                 )
             n += int(x.shape[0])
+        if self.distributed:
+            n = int(_all_reduce(torch.tensor(float(n), dtype=torch.float64, device=self.device)))
         if n == 0:
             raise ValueError("data is empty: the objective needs at least one example")
         return n
@@ -144,13 +180,13 @@ class Objective:
         """The current flat parameters (a detached copy)."""
         return flat_params(self.model)
 
-    def _l2(self) -> torch.Tensor:
-        return 0.5 * self.weight_decay * torch.stack([(p * p).sum() for p in self.params]).sum()
-
     def loss(self) -> float:
         """L(theta): mean loss plus the L2 term."""
         with torch.no_grad():
-            total = self._data_loss() + self._l2()
+            data_loss = self._data_loss()
+            if self.distributed:
+                data_loss = _all_reduce(data_loss)
+            total = data_loss + l2_penalty(self.params, self.weight_decay)
         value = float(total)
         if value != value or value in (float("inf"), float("-inf")):
             raise FloatingPointError(
@@ -165,6 +201,8 @@ class Objective:
             for x, y, w in self._prepared():
                 grads = torch.autograd.grad(w * self._batch_loss(x, y), self.params)
                 flat += torch.cat([g.reshape(-1) for g in grads])
+        if self.distributed:
+            flat = _all_reduce(flat)
         flat += self.weight_decay * self.theta()
         if not torch.isfinite(flat).all():
             raise FloatingPointError("the gradient is not finite; check the data and the model's outputs")
@@ -227,7 +265,7 @@ class Objective:
 
     def hvp(self, v: torch.Tensor) -> torch.Tensor:
         """H v, with H the Hessian of L at the current parameters (weight decay included)."""
-        _check_vector(v, self.num_params, "v")
+        check_vector(v, self.num_params, "v")
         v = v.to(self.device, self.dtype)
         if self.hvp_method == "reuse":
             hv = self._hvp_reuse(v)
@@ -235,7 +273,10 @@ class Objective:
             hv = self._hvp_double_backward(v)
         else:
             hv = self._hvp_forward_over_reverse(v)
-        hv = hv.detach() + self.weight_decay * v
+        hv = hv.detach()
+        if self.distributed:
+            hv = _all_reduce(hv)
+        hv = hv + self.weight_decay * v
         self.hvp_calls += 1
         if not torch.isfinite(hv).all():
             raise FloatingPointError(
@@ -333,6 +374,8 @@ class Objective:
                     flat_grad, self.params, grad_outputs=block, is_grads_batched=True, retain_graph=True
                 )
                 h[start : start + chunk] = torch.cat([r.reshape(idx.numel(), -1) for r in rows], dim=1)
+                if self.distributed:
+                    h[start : start + chunk] = _all_reduce(h[start : start + chunk].detach())
                 h[torch.arange(start, start + idx.numel()), idx] += self.weight_decay
         if not torch.isfinite(h).all():
             raise FloatingPointError("the Hessian is not finite; check the data and the model's outputs")

@@ -16,9 +16,13 @@ from torch import nn
 __all__ = [
     "ParamLayout",
     "apply_update",
+    "check_group",
     "check_subset",
+    "check_vector",
     "count_parameters",
+    "embed",
     "flat_params",
+    "keep_mask",
     "param_layout",
     "reset_parameters",
     "set_flat_params",
@@ -124,7 +128,7 @@ def check_subset(subset: torch.Tensor | Sequence[int], num_params: int) -> torch
     if subset.dim() != 1:
         raise ValueError(f"subset must be 1-D, got shape {tuple(subset.shape)}")
     if subset.numel() == 0:
-        raise ValueError("subset is empty: choose at least one parameter (see gif_lite.select_parameters)")
+        raise ValueError("subset is empty: choose at least one parameter (see gif_lite.select)")
     subset = subset.to(device="cpu", dtype=torch.long)
     lo, hi = int(subset.min()), int(subset.max())
     if lo < 0 or hi >= num_params:
@@ -137,7 +141,8 @@ def check_subset(subset: torch.Tensor | Sequence[int], num_params: int) -> torch
     return unique
 
 
-def _check_vector(vec: torch.Tensor, num_params: int, name: str) -> None:
+def check_vector(vec: torch.Tensor, num_params: int, name: str) -> None:
+    """Raise ValueError unless ``vec`` is a finite 1-D tensor of ``num_params`` entries (``name`` in the message)."""
     if not isinstance(vec, torch.Tensor) or vec.dim() != 1 or vec.numel() != num_params:
         shape = tuple(vec.shape) if isinstance(vec, torch.Tensor) else type(vec).__name__
         raise ValueError(f"{name} must be a flat vector of length {num_params}, got {shape}")
@@ -145,10 +150,56 @@ def _check_vector(vec: torch.Tensor, num_params: int, name: str) -> None:
         raise ValueError(f"{name} holds NaN or infinite entries")
 
 
+def embed(delta: torch.Tensor, subset: torch.Tensor, num_params: int) -> torch.Tensor:
+    """The update on ``P`` as a full vector: zeros of length ``num_params`` with ``out[P] = delta``.
+
+    The one scatter of a subset update into the flat parameter vector (dtype and device of ``delta``).
+    """
+    out = torch.zeros(num_params, dtype=delta.dtype, device=delta.device)
+    out[subset.to(delta.device)] = delta
+    return out
+
+
+def check_group(group: torch.Tensor | Sequence[int], n: int, *, allow_empty: bool = False) -> torch.Tensor:
+    """Validate a group of example indices into ``n`` examples; return it as a 1-D int64 tensor.
+
+    The one rule for groups: 1-D integer indices in ``[0, n)`` without duplicates (kept in the caller's
+    order), or a boolean mask of shape ``(n,)`` (its ``True`` positions, ascending).  Empty groups are
+    refused unless ``allow_empty``.  Raises ``ValueError`` naming the problem.
+    """
+    group = torch.as_tensor(group)
+    if group.dtype == torch.bool:
+        if group.shape != (n,):
+            raise ValueError(f"a boolean group mask must have shape ({n},), got {tuple(group.shape)}")
+        group = group.nonzero().flatten()
+    if group.dtype.is_floating_point or group.dtype.is_complex or group.dim() != 1:
+        raise ValueError(
+            f"group must be a 1-D tensor of integer example indices (or a boolean mask of shape ({n},)), "
+            f"got {group.dtype} {tuple(group.shape)}"
+        )
+    if group.numel() == 0:
+        if not allow_empty:
+            raise ValueError("group is empty: nothing to remove or relabel")
+        return group.long()
+    group = group.long()
+    if int(group.min()) < 0 or int(group.max()) >= n:
+        raise ValueError(f"group indices must lie in [0, {n}), got [{int(group.min())}, {int(group.max())}]")
+    if torch.unique(group).numel() != group.numel():
+        raise ValueError("group holds duplicated example indices")
+    return group
+
+
+def keep_mask(group: torch.Tensor, n: int, device: torch.device | str | None = None) -> torch.Tensor:
+    """The boolean mask of the ``n`` examples *not* in ``group`` (a group checked by :func:`check_group`)."""
+    keep = torch.ones(n, dtype=torch.bool, device=device)
+    keep[group.to(keep.device)] = False
+    return keep
+
+
 def set_flat_params(model: nn.Module, theta: torch.Tensor) -> None:
     """Write a flat vector into the model's trainable parameters (in place, no autograd)."""
     params = trainable_parameters(model)
-    _check_vector(theta, sum(p.numel() for p in params), "theta")
+    check_vector(theta, sum(p.numel() for p in params), "theta")
     with torch.no_grad():
         start = 0
         for p in params:
@@ -165,11 +216,10 @@ def apply_update(
     """
     theta = flat_params(model)
     if subset is None:
-        _check_vector(delta, theta.numel(), "delta")
+        check_vector(delta, theta.numel(), "delta")
         full = delta
     else:
         subset = check_subset(subset, theta.numel())
-        _check_vector(delta, subset.numel(), "delta (one entry per index of the subset)")
-        full = torch.zeros_like(theta)
-        full[subset.to(theta.device)] = delta.to(theta)
+        check_vector(delta, subset.numel(), "delta (one entry per index of the subset)")
+        full = embed(delta.to(theta), subset, theta.numel())
     set_flat_params(model, theta + scale * full.to(theta))

@@ -61,12 +61,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from .objective import LossFn
-from .params import param_layout, trainable_parameters
+from .params import count_parameters, param_layout, trainable_parameters
+from .types import LossFn
 
 __all__ = [
     "SELECTION_METHODS",
     "LayerSelection",
+    "LayerSpec",
     "Selection",
     "select",
     "select_parameters",
@@ -496,7 +497,7 @@ def _module_records(
     model: nn.Module, offsets: dict[int, int], idx: torch.Tensor
 ) -> tuple[LayerSelection, ...]:
     """Per module owning trainable parameters directly: how many of ``idx`` fall in its tensors."""
-    chosen = torch.zeros(sum(p.numel() for p in trainable_parameters(model)), dtype=torch.bool)
+    chosen = torch.zeros(count_parameters(model), dtype=torch.bool)
     chosen[idx] = True
     records = []
     for name, module in model.named_modules():
@@ -624,15 +625,12 @@ def _finish(
     return Selection(subset=subset, method=method, ratio=ratio, num_params=num_params, layers=records)
 
 
-def select_parameters(
-    model: nn.Module,
-    method: str,
-    ratio: float,
-    inputs: torch.Tensor | None,
-    targets: torch.Tensor | None = None,
-    loss_fn: LossFn | None = None,
-    generator: torch.Generator | None = None,
-    layers: Iterable[LayerSpec] | LayerSpec | None = None,
-) -> torch.Tensor:
-    """The subset ``P`` alone: ``select(...).subset``, a sorted unique int64 tensor of flat indices."""
-    return select(model, method, ratio, inputs, targets, loss_fn, generator, layers).subset
+def select_parameters(*args: Any, **kwargs: Any) -> torch.Tensor:
+    """Deprecated alias of ``select(...).subset``, same arguments (kept for one release; call :func:`select`)."""
+    warnings.warn(
+        "gif_lite.select_parameters is deprecated and will be removed in the next release; "
+        "call gif_lite.select(...).subset instead (same arguments)",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return select(*args, **kwargs).subset

@@ -20,10 +20,13 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .types import MatVec
+
 __all__ = [
     "LEAST_SQUARES_SOLVERS",
     "SQUARE_SOLVERS",
     "ConvergenceWarning",
+    "MatMat",
     "SolveResult",
     "batched_lsqr",
     "batched_minres",
@@ -37,7 +40,6 @@ __all__ = [
     "relative_residual",
 ]
 
-MatVec = Callable[[torch.Tensor], torch.Tensor]
 #: ``A @ V`` for a block ``V`` of column vectors (``n x s``): one batched product for all ``s`` columns.
 MatMat = Callable[[torch.Tensor], torch.Tensor]
 
@@ -117,6 +119,17 @@ def _check_tol(tol: float, max_iter: int) -> None:
         raise ValueError(f"max_iter must be >= 1, got {max_iter}")
 
 
+def _start(
+    b: torch.Tensor, tol: float, max_iter: int | None, default_iter: int
+) -> tuple[int, float, SolveResult | None]:
+    """An iterative square solve's start: its ``max_iter``, ``||b||``, and the answer ``x = 0`` when ``b = 0``."""
+    max_iter = max_iter or default_iter
+    _check_tol(tol, max_iter)
+    bnorm = float(b.norm())
+    done = SolveResult(torch.zeros_like(b), 0, 0.0, True, [0.0], misfit=0.0) if bnorm == 0 else None
+    return max_iter, bnorm, done
+
+
 # ---------------------------------------------------------------------------------------- direct
 def direct(a: torch.Tensor, b: torch.Tensor, least_squares: bool = False) -> SolveResult:
     """Dense oracle: ``x = A^-1 b``, or ``x = pinv(A) b`` (minimum-norm least squares)."""
@@ -140,12 +153,10 @@ def direct(a: torch.Tensor, b: torch.Tensor, least_squares: bool = False) -> Sol
 # ---------------------------------------------------------------------------------------- cg
 def cg(matvec: MatVec, b: torch.Tensor, *, tol: float = 1e-8, max_iter: int | None = None) -> SolveResult:
     """Conjugate gradients for symmetric positive definite ``A``; stops if it meets a non-positive curvature."""
-    max_iter = max_iter or 10 * b.numel()
-    _check_tol(tol, max_iter)
-    bnorm = float(b.norm())
+    max_iter, bnorm, done = _start(b, tol, max_iter, 10 * b.numel())
+    if done is not None:
+        return done
     x = torch.zeros_like(b)
-    if bnorm == 0:
-        return SolveResult(x, 0, 0.0, True, [0.0], misfit=0.0)
     r, p = b.clone(), b.clone()
     rr = float(r @ r)
     history, it, hint = [1.0], 0, ""
@@ -176,12 +187,10 @@ def minres(matvec: MatVec, b: torch.Tensor, *, tol: float = 1e-8, max_iter: int 
     Lanczos builds ``A V_k = V_{k+1} T_k``; Givens rotations turn ``min ||beta_1 e_1 - T_k y||`` into a
     triangular solve, and ``x_k = V_k y_k`` is updated with a three-term recurrence.
     """
-    max_iter = max_iter or 10 * b.numel()
-    _check_tol(tol, max_iter)
-    beta1 = float(b.norm())
+    max_iter, beta1, done = _start(b, tol, max_iter, 10 * b.numel())
+    if done is not None:
+        return done
     x = torch.zeros_like(b)
-    if beta1 == 0:
-        return SolveResult(x, 0, 0.0, True, [0.0], misfit=0.0)
     v_prev, v = torch.zeros_like(b), b / beta1
     w_prev2, w_prev = torch.zeros_like(b), torch.zeros_like(b)
     beta, eta = beta1, beta1
@@ -232,11 +241,9 @@ def lissa(
     eigenvalue of ``A`` lies in ``(0, 2 * scale)``; ``scale=None`` estimates ``lambda_max`` by 20 power
     iterations and uses ``scale = 1.1 * lambda_max``.  Damping is the caller's ``A = H + damping * I``.
     """
-    max_iter = max_iter or 10_000
-    _check_tol(tol, max_iter)
-    bnorm = float(b.norm())
-    if bnorm == 0:
-        return SolveResult(torch.zeros_like(b), 0, 0.0, True, [0.0], misfit=0.0)
+    max_iter, bnorm, done = _start(b, tol, max_iter, 10_000)
+    if done is not None:
+        return done
     extra = 0
     if scale is None:
         lam, extra = _power_iteration(matvec, b, 20)

@@ -20,14 +20,13 @@ stops spurious copies of converged Ritz values ("ghosts") from appearing.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
-__all__ = ["LanczosResult", "lanczos", "negative_eigenvalue_fraction", "spectral_quadrature"]
+from .types import MatVec
 
-MatVec = Callable[[torch.Tensor], torch.Tensor]
+__all__ = ["LanczosResult", "lanczos", "negative_eigenvalue_fraction", "spectral_quadrature"]
 
 
 @dataclass

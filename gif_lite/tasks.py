@@ -13,13 +13,14 @@ In both cases ``theta + delta`` (``delta = H^-1 g``) is the Newton-step predicti
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from .objective import LossFn, Objective
+from .objective import Objective
+from .params import check_group, keep_mask
+from .types import Data, Group, LossFn
 
 __all__ = ["InfluenceProblem", "relabel_problem", "removal_problem"]
 
@@ -33,17 +34,9 @@ class InfluenceProblem:
     group: torch.Tensor
 
 
-def _check_group(group: torch.Tensor | Sequence[int], n: int) -> torch.Tensor:
-    group = torch.as_tensor(group)
-    if group.dtype in (torch.bool,) or group.dtype.is_floating_point or group.dim() != 1:
-        raise ValueError("group must be a 1-D tensor of integer example indices")
-    if group.numel() == 0:
-        raise ValueError("group is empty: nothing to remove or relabel")
-    group = group.long()
-    if int(group.min()) < 0 or int(group.max()) >= n:
-        raise ValueError(f"group indices must lie in [0, {n}), got [{int(group.min())}, {int(group.max())}]")
-    if torch.unique(group).numel() != group.numel():
-        raise ValueError("group holds duplicated example indices")
+def _check_group(group: Group, n: int) -> torch.Tensor:
+    """:func:`~gif_lite.params.check_group` (the one rule for groups), and something must remain."""
+    group = check_group(group, n)
     if group.numel() >= n:
         raise ValueError("group covers every example; nothing would remain to train on")
     return group
@@ -52,8 +45,8 @@ def _check_group(group: torch.Tensor | Sequence[int], n: int) -> torch.Tensor:
 def removal_problem(
     model: nn.Module,
     loss_fn: LossFn,
-    data: tuple[torch.Tensor, torch.Tensor],
-    group: torch.Tensor | Sequence[int],
+    data: Data,
+    group: Group,
     weight_decay: float = 0.0,
     at_optimum: bool = False,
     **objective_kwargs: object,
@@ -66,8 +59,7 @@ def removal_problem(
     inputs, targets = data
     n = int(inputs.shape[0])
     group = _check_group(group, n)
-    keep = torch.ones(n, dtype=torch.bool)
-    keep[group] = False
+    keep = keep_mask(group, n)
     retained = Objective(model, loss_fn, (inputs[keep], targets[keep]), weight_decay, **objective_kwargs)  # type: ignore[arg-type]
     if at_optimum:
         m = group.numel()
@@ -81,14 +73,16 @@ def removal_problem(
 def relabel_problem(
     model: nn.Module,
     loss_fn: LossFn,
-    data: tuple[torch.Tensor, torch.Tensor],
-    group: torch.Tensor | Sequence[int],
-    new_targets: torch.Tensor,
+    data: Data,
+    group: Group,
+    new_labels: torch.Tensor | int,
     weight_decay: float = 0.0,
     at_optimum: bool = False,
     **objective_kwargs: object,
 ) -> InfluenceProblem:
-    """Give examples ``group`` the targets ``new_targets``: new objective and ``g = -grad L_new(theta)``.
+    """Give examples ``group`` the labels ``new_labels``: new objective and ``g = -grad L_new(theta)``.
+
+    ``new_labels`` is one label for the whole group or one per entry of ``group`` (in ``group``'s order).
 
     With ``at_optimum=True``, ``g = -(m / n) (grad L_U,new(theta) - grad L_U,old(theta))`` (mean losses on
     the group; the weight-decay terms cancel), equal to the former at the old optimum.
@@ -96,15 +90,17 @@ def relabel_problem(
     inputs, targets = data
     n = int(inputs.shape[0])
     group = _check_group(group, n)
-    new_targets = torch.as_tensor(new_targets).to(targets.dtype)
-    if new_targets.shape[0] != group.numel():
-        raise ValueError(f"new_targets has {new_targets.shape[0]} entries for a group of {group.numel()}")
+    new_labels = torch.as_tensor(new_labels).to(device=targets.device, dtype=targets.dtype)
+    if new_labels.dim() == 0:
+        new_labels = new_labels.expand(group.numel())
+    if new_labels.shape[0] != group.numel():
+        raise ValueError(f"new_labels has {new_labels.shape[0]} entries for a group of {group.numel()}")
     relabelled = targets.clone()
-    relabelled[group] = new_targets
+    relabelled[group] = new_labels
     new_obj = Objective(model, loss_fn, (inputs, relabelled), weight_decay, **objective_kwargs)  # type: ignore[arg-type]
     if at_optimum:
         old_u = Objective(model, loss_fn, (inputs[group], targets[group])).gradient()
-        new_u = Objective(model, loss_fn, (inputs[group], new_targets)).gradient()
+        new_u = Objective(model, loss_fn, (inputs[group], new_labels)).gradient()
         g = -(group.numel() / n) * (new_u - old_u)
     else:
         g = -new_obj.gradient()

@@ -25,24 +25,29 @@ import sys
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, overload
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .objective import Data, LossFn
-from .params import reset_parameters
+from .objective import Objective, l2_penalty
+from .params import check_group, flat_params, keep_mask, reset_parameters, trainable_parameters
+from .types import Data, Group, LossFn
 
 __all__ = [
     "TINYCNN_RECIPE",
     "Evaluation",
+    "Recipe",
     "TrainResult",
+    "Trainer",
     "TrainingWarning",
     "drop_examples",
     "evaluate",
     "objective_value",
+    "predict",
+    "progress_enabled",
     "relabel_examples",
     "retrain_relabelled",
     "retrain_without",
@@ -53,15 +58,32 @@ __all__ = [
 Trainer = Literal["lbfgs", "minibatch"] | Callable[..., "TrainResult"]
 
 
+@dataclass(frozen=True)
+class Recipe:
+    """A mini-batch training recipe for :func:`train_minibatch`: optimiser, step size, schedule, budget.
+
+    ``schedule`` is ``"constant"``, ``"cosine"`` (lr * (1 + cos(pi t / T)) / 2 at step t of T) or ``"step"``
+    (lr * 0.1 ** (epoch // 30), PyTorch's ``StepLR(step_size=30, gamma=0.1)``, the GIF paper's code).
+    ``weight_decay`` is the L2 term of the objective, added to the loss (never given to the optimiser).
+    """
+
+    epochs: int
+    batch_size: int
+    lr: float
+    optimizer: Literal["adam", "sgd"] = "adam"
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    schedule: Literal["constant", "cosine", "step"] = "constant"
+
+    def but(self, **changes: Any) -> Recipe:
+        """A copy with the given fields changed; fields given as None keep this recipe's value."""
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
 #: TinyCNN on fashion-mnist-small: about 0.87 test accuracy in 20 epochs, seconds on 2 CPU cores.
-TINYCNN_RECIPE: dict[str, Any] = {
-    "epochs": 20,
-    "batch_size": 128,
-    "lr": 5e-3,
-    "optimizer": "adam",
-    "schedule": "cosine",
-    "weight_decay": 1e-4,
-}
+TINYCNN_RECIPE = Recipe(
+    epochs=20, batch_size=128, lr=5e-3, optimizer="adam", schedule="cosine", weight_decay=1e-4
+)
 
 
 class TrainingWarning(UserWarning):
@@ -90,17 +112,6 @@ class TrainResult:
 # the objective
 
 
-def _trainable(model: nn.Module) -> list[nn.Parameter]:
-    return [p for p in model.parameters() if p.requires_grad]
-
-
-def _penalty(params: Sequence[torch.Tensor], weight_decay: float) -> torch.Tensor | float:
-    """weight_decay / 2 * ||theta||^2 (the float 0.0 when weight_decay is 0)."""
-    if weight_decay == 0.0:
-        return 0.0
-    return 0.5 * weight_decay * torch.stack([p.pow(2).sum() for p in params]).sum()
-
-
 def _check_data(data: Data) -> Data:
     if not (
         isinstance(data, tuple | list) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data)
@@ -117,28 +128,17 @@ def _check_data(data: Data) -> Data:
 def objective_value(
     model: nn.Module, loss_fn: LossFn, data: Data, *, weight_decay: float = 0.0, batch_size: int | None = None
 ) -> tuple[float, float]:
-    """(L(theta), ||grad L(theta)||_2) on all of ``data``, summed over chunks of ``batch_size`` examples.
+    """(L(theta), ||grad L(theta)||_2) on all of ``data``, evaluated in chunks of ``batch_size`` examples.
 
-    Chunk means are weighted by chunk size, so the result equals the full-batch value.
+    This is :class:`~gif_lite.Objective`'s ``loss()`` and ``gradient()`` on those chunks (chunk means weighted
+    by chunk size, so the result equals the full-batch value): training reports the same L that influence
+    differentiates.
     """
     inputs, targets = _check_data(data)
-    params = _trainable(model)
-    n = len(targets)
-    step = batch_size or n
-    grads = [torch.zeros_like(p) for p in params]
-    total = 0.0
-    for start in range(0, n, step):
-        x, y = inputs[start : start + step], targets[start : start + step]
-        part = loss_fn(model(x), y) * (len(y) / n)
-        for g, d in zip(grads, torch.autograd.grad(part, params), strict=True):
-            g.add_(d)
-        total += float(part.detach())
-    with torch.no_grad():
-        for g, p in zip(grads, params, strict=True):
-            g.add_(p, alpha=weight_decay)
-        total += float(_penalty(params, weight_decay))
-        norm = math.sqrt(sum(float(g.pow(2).sum()) for g in grads))
-    return total, norm
+    step = batch_size or len(targets)
+    chunks = [(inputs[i : i + step], targets[i : i + step]) for i in range(0, len(targets), step)]
+    obj = Objective(model, loss_fn, chunks, weight_decay)
+    return obj.loss(), float(obj.gradient().norm())
 
 
 # --------------------------------------------------------------------------------------------------
@@ -152,7 +152,8 @@ def progress_enabled(progress: bool | None) -> bool:
     return not os.environ.get("CI") and sys.stderr.isatty()
 
 
-def _bar(total: int, desc: str, progress: bool | None):  # -> tqdm
+def _bar(total: int, desc: str, progress: bool | None) -> Any:  # a tqdm bar, imported when first needed
+    """A progress bar over ``total`` steps, quiet unless :func:`progress_enabled`."""
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc=desc, disable=not progress_enabled(progress), leave=False)
@@ -172,14 +173,14 @@ class _CachedObjective:
     def __init__(self, model: nn.Module, loss_fn: LossFn, data: Data, weight_decay: float) -> None:
         self.model, self.loss_fn, self.weight_decay = model, loss_fn, weight_decay
         self.inputs, self.targets = data
-        self.params = _trainable(model)
+        self.params = trainable_parameters(model)
         self.theta: torch.Tensor | None = None
         self.loss = torch.tensor(0.0)
         self.grads: list[torch.Tensor] = []
         self.evaluations = 0
 
     def flat(self) -> torch.Tensor:
-        return torch.cat([p.detach().reshape(-1) for p in self.params])
+        return flat_params(self.model)
 
     @torch.enable_grad()
     def __call__(self) -> torch.Tensor:
@@ -190,7 +191,9 @@ class _CachedObjective:
             return self.loss.clone()
         for p in self.params:
             p.grad = None
-        loss = self.loss_fn(self.model(self.inputs), self.targets) + _penalty(self.params, self.weight_decay)
+        loss = self.loss_fn(self.model(self.inputs), self.targets) + l2_penalty(
+            self.params, self.weight_decay
+        )
         loss.backward()
         self.evaluations += 1
         self.theta, self.loss = theta, loss.detach()
@@ -281,37 +284,70 @@ def _optimizer(name: str, params: list[nn.Parameter], lr: float, momentum: float
     raise ValueError(f"unknown optimizer {name!r}; valid: 'adam', 'sgd'")
 
 
+def _scheduled_lr(schedule: str, lr: float, step: int, total_steps: int, epoch: int) -> float:
+    if schedule == "cosine":
+        return lr * 0.5 * (1.0 + math.cos(math.pi * step / total_steps))
+    return lr * 0.1 ** (epoch // 30)  # "step": StepLR(step_size=30, gamma=0.1)
+
+
 def train_minibatch(
     model: nn.Module,
     loss_fn: LossFn,
     data: Data,
+    recipe: Recipe | None = None,
     *,
-    epochs: int,
-    batch_size: int,
-    lr: float,
-    optimizer: Literal["adam", "sgd"] = "adam",
-    momentum: float = 0.9,
-    weight_decay: float = 0.0,
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    lr: float | None = None,
+    optimizer: Literal["adam", "sgd"] | None = None,
+    momentum: float | None = None,
+    weight_decay: float | None = None,
+    schedule: Literal["constant", "cosine", "step"] | None = None,
     seed: int = 0,
-    schedule: Literal["constant", "cosine"] = "constant",
     tol: float | None = None,
     measure_final: bool = True,
     progress: bool | None = None,
 ) -> TrainResult:
     """Minimise L(theta) with mini-batch Adam or SGD, in place, shuffling with a generator seeded by ``seed``.
 
-    Each step uses the batch objective mean loss_fn + weight_decay/2 ||theta||^2, with step size ``lr``
-    (``schedule="constant"``) or lr * (1 + cos(pi t / T)) / 2 at step t of T (``"cosine"``, which also
-    ends closer to a stationary point).  At the end (unless ``measure_final`` is False, then they are
-    NaN), L and ||grad L|| are measured on the whole of ``data`` in eval mode; ``converged`` compares the
-    latter with ``tol``.  :data:`TINYCNN_RECIPE` holds the settings the chapters use for TinyCNN.
+    The settings come from ``recipe`` (a :class:`Recipe`, e.g. :data:`TINYCNN_RECIPE` or a paper config's),
+    and each keyword given (``epochs``, ``lr``, ...) overrides the recipe's field; without a recipe,
+    ``epochs``, ``batch_size`` and ``lr`` are required.  Each step uses the batch objective mean loss_fn +
+    weight_decay/2 ||theta||^2 with the recipe's schedule (see :class:`Recipe`; ``"cosine"`` also ends
+    closer to a stationary point).  At the end (unless ``measure_final`` is False, then they are NaN),
+    L and ||grad L|| are measured on the whole of ``data`` in eval mode; ``converged`` compares the
+    latter with ``tol``.
     """
+    changes: dict[str, Any] = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "optimizer": optimizer}
+    changes |= {"momentum": momentum, "weight_decay": weight_decay, "schedule": schedule}
+    if recipe is None:
+        missing = [k for k in ("epochs", "batch_size", "lr") if changes[k] is None]
+        if missing:
+            raise TypeError(f"train_minibatch needs {', '.join(missing)}: pass them, or a recipe=Recipe(...)")
+        recipe = Recipe(**{k: v for k, v in changes.items() if v is not None})
+    else:
+        recipe = recipe.but(**changes)
+    return _train_minibatch(model, loss_fn, data, recipe, seed, tol, measure_final, progress)
+
+
+def _train_minibatch(
+    model: nn.Module,
+    loss_fn: LossFn,
+    data: Data,
+    recipe: Recipe,
+    seed: int,
+    tol: float | None,
+    measure_final: bool,
+    progress: bool | None,
+) -> TrainResult:
+    epochs, batch_size, lr, optimizer = recipe.epochs, recipe.batch_size, recipe.lr, recipe.optimizer
+    momentum, weight_decay, schedule = recipe.momentum, recipe.weight_decay, recipe.schedule
     start_time = time.perf_counter()
     data = inputs, targets = _check_data(data)
-    params = _trainable(model)
+    params = trainable_parameters(model)
     opt = _optimizer(optimizer, params, lr, momentum)
-    if schedule not in ("constant", "cosine"):
-        raise ValueError(f"unknown schedule {schedule!r}; valid: 'constant', 'cosine'")
+    if schedule not in ("constant", "cosine", "step"):
+        raise ValueError(f"unknown schedule {schedule!r}; valid: 'constant', 'cosine', 'step'")
     generator = torch.Generator().manual_seed(seed)
     n = len(targets)
     steps_per_epoch = math.ceil(n / batch_size)
@@ -325,12 +361,12 @@ def train_minibatch(
             total = 0.0
             for start in range(0, n, batch_size):
                 index = order[start : start + batch_size]
-                if schedule == "cosine":
+                if schedule != "constant":
                     for group in opt.param_groups:
-                        group["lr"] = lr * 0.5 * (1.0 + math.cos(math.pi * step / total_steps))
+                        group["lr"] = _scheduled_lr(schedule, lr, step, total_steps, epoch)
                 step += 1
                 opt.zero_grad(set_to_none=True)
-                loss = loss_fn(model(inputs[index]), targets[index]) + _penalty(params, weight_decay)
+                loss = loss_fn(model(inputs[index]), targets[index]) + l2_penalty(params, weight_decay)
                 loss.backward()
                 opt.step()
                 total += float(loss.detach()) * len(index)
@@ -395,6 +431,17 @@ def _per_example_losses(loss_fn: LossFn | None, outputs: torch.Tensor, targets: 
 
 
 @torch.no_grad()
+def predict(model: nn.Module, inputs: torch.Tensor, *, batch_size: int = 2048) -> torch.Tensor:
+    """``model(inputs)`` in eval mode, without autograd, in chunks of ``batch_size``; the mode is restored."""
+    was_training = model.training
+    model.eval()
+    try:
+        return torch.cat([model(inputs[i : i + batch_size]) for i in range(0, len(inputs), batch_size)])
+    finally:
+        model.train(was_training)
+
+
+@torch.no_grad()
 def evaluate(
     model: nn.Module,
     data: Data,
@@ -408,12 +455,7 @@ def evaluate(
     The model is put in eval mode for the evaluation and restored to its previous mode afterwards.
     """
     inputs, targets = _check_data(data)
-    was_training = model.training
-    model.eval()
-    try:
-        outputs = torch.cat([model(inputs[i : i + batch_size]) for i in range(0, len(targets), batch_size)])
-    finally:
-        model.train(was_training)
+    outputs = predict(model, inputs, batch_size=batch_size)
     k = num_classes or outputs.shape[1]
     correct = (outputs.argmax(dim=1) == targets).double()
     losses = _per_example_losses(loss_fn, outputs, targets).double()
@@ -434,49 +476,24 @@ def evaluate(
 # retraining: the ground truth
 
 
-def _group_index(group: torch.Tensor | Sequence[int], n: int) -> torch.Tensor:
-    """Validate a group of example indices (or a boolean mask of length n); return sorted unique indices."""
-    group = torch.as_tensor(group)
-    if group.dtype == torch.bool:
-        if group.shape != (n,):
-            raise ValueError(f"a boolean group mask must have shape ({n},), got {tuple(group.shape)}")
-        return group.nonzero().flatten()
-    if group.dtype.is_floating_point or group.dim() != 1:
-        raise ValueError(
-            f"group must be a 1-D tensor of example indices, got {group.dtype} {tuple(group.shape)}"
-        )
-    group = group.long()
-    if group.numel() and (int(group.min()) < 0 or int(group.max()) >= n):
-        raise ValueError(f"group indices must lie in [0, {n}), got [{int(group.min())}, {int(group.max())}]")
-    unique = torch.unique(group)
-    if unique.numel() != group.numel():
-        raise ValueError("group holds duplicated indices")
-    return unique
-
-
-def drop_examples(data: Data, group: torch.Tensor | Sequence[int]) -> Data:
-    """``data`` without the examples in ``group`` (order of the rest preserved)."""
+def drop_examples(data: Data, group: Group) -> Data:
+    """``data`` without the examples in ``group`` (order of the rest preserved; an empty group drops nothing)."""
     inputs, targets = _check_data(data)
-    keep = torch.ones(len(targets), dtype=torch.bool)
-    keep[_group_index(group, len(targets))] = False
+    keep = keep_mask(check_group(group, len(targets), allow_empty=True), len(targets), targets.device)
     if not keep.any():
         raise ValueError("the group holds every example; nothing would be left to train on")
     return inputs[keep], targets[keep]
 
 
-def relabel_examples(data: Data, group: torch.Tensor | Sequence[int], new_labels: torch.Tensor | int) -> Data:
+def relabel_examples(data: Data, group: Group, new_labels: torch.Tensor | int) -> Data:
     """``data`` with ``targets[group] = new_labels`` (one int, or one label per entry of ``group``)."""
     inputs, targets = _check_data(data)
-    group = torch.as_tensor(group)
-    index = _group_index(group, len(targets))
+    index = check_group(group, len(targets), allow_empty=True)
     labels = torch.as_tensor(new_labels, dtype=targets.dtype)
-    if labels.dim() > 0:
-        if labels.shape != index.shape:
-            raise ValueError(f"new_labels has shape {tuple(labels.shape)}, the group {tuple(index.shape)}")
-        if group.dtype != torch.bool:
-            labels = labels[torch.argsort(group.long())]  # align with the sorted indices
+    if labels.dim() > 0 and labels.shape != index.shape:
+        raise ValueError(f"new_labels has shape {tuple(labels.shape)}, the group {tuple(index.shape)}")
     relabelled = targets.clone()
-    relabelled[index] = labels
+    relabelled[index.to(targets.device)] = labels.to(targets.device)
     return inputs, relabelled
 
 
@@ -488,7 +505,7 @@ def _run_trainer(
     seed: int,
     trainer: Trainer,
     loss_fn: LossFn,
-    train_kwargs: dict,
+    train_kwargs: dict[str, Any],
 ) -> tuple[nn.Module, TrainResult]:
     new = copy.deepcopy(model)
     if not warm_start:
@@ -506,75 +523,75 @@ def _run_trainer(
 
 @overload
 def retrain_without(
-    model: nn.Module, group: torch.Tensor | Sequence[int], data: Data, *, return_result: Literal[False] = ...,
-    warm_start: bool = ..., seed: int = ..., trainer: Trainer = ..., loss_fn: LossFn | None = ...,
-    **train_kwargs: object,
+    model: nn.Module, loss_fn: LossFn, data: Data, group: Group, *, return_result: Literal[False] = ...,
+    warm_start: bool = ..., seed: int = ..., trainer: Trainer = ..., **train_kwargs: Any,
 ) -> nn.Module: ...  # fmt: skip
 @overload
 def retrain_without(
-    model: nn.Module, group: torch.Tensor | Sequence[int], data: Data, *, return_result: Literal[True],
-    warm_start: bool = ..., seed: int = ..., trainer: Trainer = ..., loss_fn: LossFn | None = ...,
-    **train_kwargs: object,
+    model: nn.Module, loss_fn: LossFn, data: Data, group: Group, *, return_result: Literal[True],
+    warm_start: bool = ..., seed: int = ..., trainer: Trainer = ..., **train_kwargs: Any,
 ) -> tuple[nn.Module, TrainResult]: ...  # fmt: skip
 def retrain_without(
     model: nn.Module,
-    group: torch.Tensor | Sequence[int],
+    loss_fn: LossFn,
     data: Data,
+    group: Group,
     *,
     return_result: bool = False,
     warm_start: bool = True,
     seed: int = 0,
     trainer: Trainer = "lbfgs",
-    loss_fn: LossFn | None = None,
-    **train_kwargs: object,
+    **train_kwargs: Any,
 ) -> nn.Module | tuple[nn.Module, TrainResult]:
     """A new model trained on ``data`` with the examples ``group`` removed; ``model`` is left untouched.
 
+    The arguments come in the order of :func:`gif_lite.removal_problem`, whose prediction this checks.
     Warm start: training starts from ``model``'s weights; otherwise from a fresh initialisation drawn
     with ``seed``.  ``trainer`` is ``"lbfgs"`` (:func:`train_lbfgs`), ``"minibatch"``
     (:func:`train_minibatch`, whose shuffle seed defaults to ``seed``) or a callable
     ``trainer(model, loss_fn, data, **train_kwargs) -> TrainResult``; ``train_kwargs`` go to it
-    (e.g. ``weight_decay``, ``tol``, ``epochs``).  ``loss_fn`` defaults to cross-entropy.
+    (e.g. ``weight_decay``, ``tol``, ``epochs``, or ``recipe=`` for ``"minibatch"``).
     """
     new, result = _run_trainer(
         model, drop_examples(data, group), warm_start=warm_start, seed=seed, trainer=trainer,
-        loss_fn=loss_fn or nn.CrossEntropyLoss(), train_kwargs=train_kwargs,
+        loss_fn=loss_fn, train_kwargs=train_kwargs,
     )  # fmt: skip
     return (new, result) if return_result else new
 
 
 @overload
 def retrain_relabelled(
-    model: nn.Module, group: torch.Tensor | Sequence[int], new_labels: torch.Tensor | int, data: Data, *,
+    model: nn.Module, loss_fn: LossFn, data: Data, group: Group, new_labels: torch.Tensor | int, *,
     return_result: Literal[False] = ..., warm_start: bool = ..., seed: int = ..., trainer: Trainer = ...,
-    loss_fn: LossFn | None = ..., **train_kwargs: object,
+    **train_kwargs: Any,
 ) -> nn.Module: ...  # fmt: skip
 @overload
 def retrain_relabelled(
-    model: nn.Module, group: torch.Tensor | Sequence[int], new_labels: torch.Tensor | int, data: Data, *,
+    model: nn.Module, loss_fn: LossFn, data: Data, group: Group, new_labels: torch.Tensor | int, *,
     return_result: Literal[True], warm_start: bool = ..., seed: int = ..., trainer: Trainer = ...,
-    loss_fn: LossFn | None = ..., **train_kwargs: object,
+    **train_kwargs: Any,
 ) -> tuple[nn.Module, TrainResult]: ...  # fmt: skip
 def retrain_relabelled(
     model: nn.Module,
-    group: torch.Tensor | Sequence[int],
-    new_labels: torch.Tensor | int,
+    loss_fn: LossFn,
     data: Data,
+    group: Group,
+    new_labels: torch.Tensor | int,
     *,
     return_result: bool = False,
     warm_start: bool = True,
     seed: int = 0,
     trainer: Trainer = "lbfgs",
-    loss_fn: LossFn | None = None,
-    **train_kwargs: object,
+    **train_kwargs: Any,
 ) -> nn.Module | tuple[nn.Module, TrainResult]:
     """A new model trained on ``data`` with ``targets[group] = new_labels``; ``model`` is left untouched.
 
-    ``new_labels`` is one int for the whole group or a tensor with one label per entry of ``group``.
-    The other arguments are those of :func:`retrain_without`.
+    The arguments come in the order of :func:`gif_lite.relabel_problem`.  ``new_labels`` is one int for
+    the whole group or a tensor with one label per entry of ``group``.  The keywords are those of
+    :func:`retrain_without`.
     """
     new, result = _run_trainer(
         model, relabel_examples(data, group, new_labels), warm_start=warm_start, seed=seed, trainer=trainer,
-        loss_fn=loss_fn or nn.CrossEntropyLoss(), train_kwargs=train_kwargs,
+        loss_fn=loss_fn, train_kwargs=train_kwargs,
     )  # fmt: skip
     return (new, result) if return_result else new

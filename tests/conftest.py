@@ -1,9 +1,15 @@
-"""Shared float64 oracles: two tiny models whose dense Hessians are exact and cheap."""
+"""Shared fixtures: one thread per test, and float64 oracles (two tiny models whose dense Hessians are exact and cheap).
+
+The plain helpers behind them live in tests/helpers/fixtures.py.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 import torch
+from helpers.fixtures import blobs
 from torch import nn
 from torch.nn import functional as F
 
@@ -12,17 +18,18 @@ import gif_lite as gl
 torch.set_num_threads(1)  # tiny models: one thread is fastest and immune to oversubscription
 
 
-def _blobs(n: int = 120, d: int = 5, k: int = 3, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    gen = torch.Generator().manual_seed(seed)
-    y = torch.arange(n) % k
-    centers = torch.randn(k, d, generator=gen, dtype=torch.float64)
-    x = centers[y] + 0.8 * torch.randn(n, d, generator=gen, dtype=torch.float64)
-    return x, y
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    """Every test starts on one thread, and a test that changes the count gets it restored."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture
 def data() -> tuple[torch.Tensor, torch.Tensor]:
-    return _blobs()
+    return blobs()
 
 
 @pytest.fixture
@@ -42,15 +49,3 @@ def nonconvex(data: tuple[torch.Tensor, torch.Tensor]) -> gl.Objective:
     eig = torch.linalg.eigvalsh(obj.hessian())
     assert eig.min() < 0 < eig.max(), "fixture must be indefinite"
     return obj
-
-
-def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float((a - b).norm() / b.norm())
-
-
-def random_vector(n: int, seed: int = 0) -> torch.Tensor:
-    return torch.randn(n, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
-
-
-def random_subset(n: int, k: int, seed: int = 0) -> torch.Tensor:
-    return torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:k].sort().values

@@ -12,7 +12,7 @@ import warnings
 
 import pytest
 import torch
-from conftest import random_subset, rel_err
+from helpers.fixtures import random_subset, rel_err
 from torch import nn
 from torch.func import functional_call
 from torch.nn import functional as F

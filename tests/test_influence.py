@@ -6,7 +6,7 @@ import warnings
 
 import pytest
 import torch
-from conftest import random_subset, random_vector, rel_err
+from helpers.fixtures import random_subset, random_vector, rel_err
 from torch import nn
 from torch.nn import functional as F
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import random_vector, rel_err
+from helpers.fixtures import random_vector, rel_err
 from torch import nn
 from torch.nn import functional as F
 

@@ -322,7 +322,7 @@ def test_seeded_generator_is_deterministic_and_seeds_differ(method: str) -> None
 
     def run(seed: int | None) -> torch.Tensor:
         gen = None if seed is None else torch.Generator().manual_seed(seed)
-        return select_parameters(model, method, 0.3, x, y, CE, generator=gen)
+        return select(model, method, 0.3, x, y, CE, generator=gen).subset
 
     assert torch.equal(run(1), run(1))
     assert not torch.equal(run(1), run(2))
@@ -331,7 +331,8 @@ def test_seeded_generator_is_deterministic_and_seeds_differ(method: str) -> None
 
 def test_select_parameters_is_the_subset() -> None:
     model, x, y = _mixed()
-    sub = select_parameters(model, "highest_gradients", 0.2, x, y, CE)
+    with pytest.warns(DeprecationWarning, match="select"):
+        sub = select_parameters(model, "highest_gradients", 0.2, x, y, CE)
     assert torch.equal(sub, select(model, "highest_gradients", 0.2, x, y, CE).subset)
     assert torch.equal(sub, torch.unique(sub)) and sub.dtype == torch.int64
 

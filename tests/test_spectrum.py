@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import random_vector
+from helpers.fixtures import random_vector
 
 import gif_lite as gl
 from gif_lite.spectrum import lanczos, negative_eigenvalue_fraction, spectral_quadrature

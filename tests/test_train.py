@@ -1,32 +1,20 @@
-"""Tests of gif_lite.train (trainers, evaluation, retraining) and gif_lite.book.checkpoints."""
+"""Tests of gif_lite.train: trainers, evaluation, retraining (checkpoints: tests/book/test_checkpoints.py)."""
 
 from __future__ import annotations
 
 import copy
-import pickle
-from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from gif_lite.book import checkpoints as ck
 from gif_lite import train as gt
 from gif_lite.book.data import load_data
 from gif_lite.book.models import build_model
 from gif_lite.params import flat_params
 
 CE = nn.CrossEntropyLoss()
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """These models are tiny: one thread is faster, and immune to other processes on a shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -107,13 +95,36 @@ def test_minibatch_training_is_bit_reproducible(fashion_small, threads: int) -> 
 
     def run(seed: int) -> tuple[torch.Tensor, list[float]]:
         model = build_model("tinycnn", seed=0)
-        recipe = {**gt.TINYCNN_RECIPE, "epochs": 2, "batch_size": 32}  # cosine schedule, weight decay
-        res = gt.train_minibatch(model, CE, fashion_small, seed=seed, progress=False, **recipe)
+        recipe = gt.TINYCNN_RECIPE  # cosine schedule, weight decay; keywords override its fields
+        res = gt.train_minibatch(
+            model, CE, fashion_small, recipe, epochs=2, batch_size=32, seed=seed, progress=False
+        )
         return flat_params(model), res.history
 
     (theta_a, hist_a), (theta_b, hist_b), (theta_c, _) = run(0), run(0), run(1)
     assert torch.equal(theta_a, theta_b) and hist_a == hist_b
     assert not torch.equal(theta_a, theta_c)
+
+
+def test_recipe_and_keywords_give_the_same_training(digits) -> None:
+    recipe = gt.Recipe(epochs=2, batch_size=64, lr=0.05, optimizer="sgd", weight_decay=1e-3, schedule="step")
+    a, b, c = _logistic(), _logistic(), _logistic()
+    gt.train_minibatch(a, CE, digits, recipe, progress=False)
+    gt.train_minibatch(b, CE, digits, epochs=2, batch_size=64, lr=0.05, optimizer="sgd", weight_decay=1e-3,
+                       schedule="step", progress=False)  # fmt: skip
+    gt.train_minibatch(c, CE, digits, recipe, lr=0.01, progress=False)  # a keyword overrides the recipe
+    assert torch.equal(flat_params(a), flat_params(b))
+    assert not torch.equal(flat_params(a), flat_params(c))
+    with pytest.raises(TypeError, match="needs batch_size, lr"):
+        gt.train_minibatch(a, CE, digits, epochs=1)
+
+
+def test_step_schedule_is_steplr_30_by_a_tenth() -> None:
+    from gif_lite.train import _scheduled_lr
+
+    assert [_scheduled_lr("step", 0.1, 0, 1, e) for e in (0, 29, 30, 65)] == pytest.approx(
+        [0.1, 0.1, 0.01, 0.001]
+    )
 
 
 def test_weight_decay_is_added_to_the_loss_not_given_to_the_optimizer(digits) -> None:
@@ -132,8 +143,8 @@ def test_weight_decay_is_added_to_the_loss_not_given_to_the_optimizer(digits) ->
 
 
 def test_unknown_optimizer_or_schedule_is_rejected(digits) -> None:
-    with pytest.raises(ValueError, match="'constant', 'cosine'"):
-        gt.train_minibatch(_logistic(), CE, digits, epochs=1, batch_size=10, lr=0.1, schedule="step")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="'constant', 'cosine', 'step'"):
+        gt.train_minibatch(_logistic(), CE, digits, epochs=1, batch_size=10, lr=0.1, schedule="linear")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="'adam', 'sgd'"):
         gt.train_minibatch(_logistic(), CE, digits, epochs=1, batch_size=10, lr=0.1, optimizer="rmsprop")  # type: ignore[arg-type]
 
@@ -173,7 +184,7 @@ def test_retrain_without_excludes_the_group_and_leaves_the_model_alone(digits) -
     group = (digits[1] == 0).nonzero().flatten()
     spy = Spy()
     new, res = gt.retrain_without(
-        base, group, digits, loss_fn=spy, weight_decay=1e-2, tol=1e-8, progress=False, return_result=True
+        base, spy, digits, group, weight_decay=1e-2, tol=1e-8, progress=False, return_result=True
     )
     assert torch.equal(flat_params(base), before) and new is not base
     assert res.converged and spy.seen
@@ -189,9 +200,9 @@ def test_retrain_from_scratch_is_seeded(digits) -> None:
     base = _logistic(seed=5)
     group = torch.arange(10)
     kwargs = dict(warm_start=False, trainer="minibatch", epochs=1, batch_size=50, lr=0.1, progress=False)
-    a = gt.retrain_without(base, group, digits, seed=3, **kwargs)
-    b = gt.retrain_without(base, group, digits, seed=3, **kwargs)
-    c = gt.retrain_without(base, group, digits, seed=4, **kwargs)
+    a = gt.retrain_without(base, CE, digits, group, seed=3, **kwargs)
+    b = gt.retrain_without(base, CE, digits, group, seed=3, **kwargs)
+    c = gt.retrain_without(base, CE, digits, group, seed=4, **kwargs)
     assert torch.equal(flat_params(a), flat_params(b))
     assert not torch.equal(flat_params(a), flat_params(c))
 
@@ -209,11 +220,11 @@ def test_retrain_relabelled_trains_on_the_new_labels(digits) -> None:
         assert torch.equal(data[1][20:], digits[1][20:])
         return gt.TrainResult(iterations=0, loss=0.0, grad_norm=0.0, converged=True)
 
-    new = gt.retrain_relabelled(base, group, new_labels, digits, trainer=trainer, marker=1)
+    new = gt.retrain_relabelled(base, CE, digits, group, new_labels, trainer=trainer, marker=1)
     assert calls == [len(digits[1])] and new is not base
     spy = Spy()
     with pytest.warns(gt.TrainingWarning):
-        gt.retrain_relabelled(base, group, 9, digits, loss_fn=spy, max_iter=2, progress=False)
+        gt.retrain_relabelled(base, spy, digits, group, 9, max_iter=2, progress=False)
     assert (spy.seen[0][group] == 9).all()
 
 
@@ -235,77 +246,3 @@ def test_progress_bar_is_quiet_under_ci_unless_asked(monkeypatch: pytest.MonkeyP
     assert gt.progress_enabled(True) is True
     monkeypatch.delenv("CI")
     assert gt.progress_enabled(False) is False
-
-
-# ---------------------------------------------------------------------------------------------- checkpoints
-
-
-def test_checkpoint_round_trip_and_stale_config(tmp_path: Path) -> None:
-    model = build_model("tinycnn", seed=1)
-    config = {"model": "tinycnn", "seed": 1, "channels": (8, 16, 32)}
-    path = ck.save_checkpoint(model, tmp_path / "m.pt", config)
-    fresh = build_model("tinycnn", seed=2)
-    ck.load_checkpoint(
-        fresh, path, {"channels": [8, 16, 32], "seed": 1, "model": "tinycnn"}
-    )  # same, reordered
-    assert torch.equal(flat_params(fresh), flat_params(model))
-    with pytest.raises(ValueError, match="stale"):
-        ck.load_checkpoint(fresh, path, {**config, "seed": 2})
-
-
-_EXECUTED: list[str] = []
-
-
-def _mark(tag: str) -> str:
-    _EXECUTED.append(tag)
-    return tag
-
-
-class Payload:
-    """Unpickling this would call _mark: code running at load time."""
-
-    def __reduce__(self):
-        return (_mark, ("unpickled",))
-
-
-def test_checkpoint_with_pickled_code_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "evil.pt"
-    torch.save({"format": ck.FORMAT, "state_dict": {}, "config_json": "{}", "payload": Payload()}, path)
-    with pytest.raises(pickle.UnpicklingError, match="weights-only"):
-        ck.load_checkpoint(build_model("tinycnn"), path)
-    assert _EXECUTED == []
-    torch.save({"weight": torch.zeros(2)}, tmp_path / "plain.pt")
-    with pytest.raises(ValueError, match="not a gif_lite checkpoint"):
-        ck.load_checkpoint(build_model("tinycnn"), tmp_path / "plain.pt")
-
-
-def test_cached_model_trains_once_per_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    trained: list[int] = []
-
-    def train(model: nn.Module) -> None:
-        trained.append(1)
-        with torch.no_grad():
-            next(model.parameters()).add_(1.0)  # any change the cache must preserve
-
-    build = lambda: build_model("logistic", in_features=4, num_classes=2, seed=0)  # noqa: E731
-    first = ck.cached_model({"lr": 0.1}, build, train, cache_dir=tmp_path)
-    second = ck.cached_model({"lr": 0.1}, build, train, cache_dir=tmp_path)
-    assert len(trained) == 1 and torch.equal(flat_params(first), flat_params(second))
-    assert not torch.equal(flat_params(second), flat_params(build()))
-    ck.cached_model({"lr": 0.2}, build, train, cache_dir=tmp_path)
-    assert len(trained) == 2 and len(list(tmp_path.glob("*.pt"))) == 2
-    # a damaged cache entry is retrained, with a warning
-    (tmp_path / f"{ck.config_key({'lr': 0.1})}.pt").write_bytes(b"not a checkpoint")
-    with pytest.warns(UserWarning, match="retraining"):
-        ck.cached_model({"lr": 0.1}, build, train, cache_dir=tmp_path)
-    assert len(trained) == 3
-    monkeypatch.setenv(ck.CACHE_ENV, str(tmp_path / "env"))
-    assert ck.model_cache_dir() == tmp_path / "env"
-
-
-def test_config_key_is_canonical_and_rejects_opaque_values() -> None:
-    assert ck.config_key({"a": 1, "b": [1, 2]}) == ck.config_key({"b": (1, 2), "a": 1})
-    assert ck.config_key({"a": 1}) != ck.config_key({"a": 2})
-    assert ck.config_key({"dtype": torch.float64}) != ck.config_key({"dtype": torch.float32})
-    with pytest.raises(TypeError, match="JSON"):
-        ck.config_key({"fn": object()})

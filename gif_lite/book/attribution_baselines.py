@@ -1,4 +1,6 @@
-"""Cheap attribution baselines and ground truths for the chapter ``book/attribution``.
+"""Cheap attribution baselines and ground truths: gradient similarity, TracIn, representer points, LDS.
+
+Used by: attribution.
 
 Scores follow :func:`gif_lite.removal_effects`: ``[n_test, n_train]``, larger means that training
 example ``i`` helped test example ``j`` more (removing it would raise ``j``'s loss).

@@ -1,5 +1,7 @@
 """Backdoor poisoning for the label-change experiment (the GIF paper's Table 3).
 
+Used by: backdoor.
+
 A *backdoor* (BadNets-style) attack stamps a small trigger on a fraction of the training images and
 sets their label to a ``target`` class.  A model trained on the poisoned set classifies clean images
 well but sends any triggered image to ``target``.  Undoing the attack is a *relabelling* task: give
@@ -15,26 +17,20 @@ estimators predict from the trained model (:func:`gif_lite.relabel_problem`).
   model classifies as ``target``.
 * ``gif_lite.second_order_relabel_influence`` is the second-order (in the group's share ``p``) term of
   the Newton step for relabelling, the relabelling analogue of Basu et al.'s group influence.
-* :func:`paper_config` gives the paper-scale setting (MNIST, a TinyNet-like CNN) for readers with
-  a GPU; building it downloads nothing.
+* The paper-scale setting (MNIST, a TinyNet-like CNN) is ``gif_lite.book.configs.paper_config("mnist-tinynet")``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
-
 import torch
 from torch import nn
 
-from .models import TinyCNN
-from ..objective import Data
+from ..train import predict
+from ..types import Data
 
 __all__ = [
-    "BackdoorConfig",
     "add_trigger",
     "attack_success_rate",
-    "paper_config",
     "poison",
     "trigger_pattern",
 ]
@@ -120,66 +116,5 @@ def attack_success_rate(
     others = inputs[targets != target]
     if others.shape[0] == 0:
         raise ValueError(f"the test set has no image outside class {target}")
-    triggered = add_trigger(others, size, value)
-    was_training = model.training
-    model.eval()
-    try:
-        preds = torch.cat(
-            [model(triggered[i : i + batch_size]).argmax(dim=1) for i in range(0, len(triggered), batch_size)]
-        )
-    finally:
-        model.train(was_training)
+    preds = predict(model, add_trigger(others, size, value), batch_size=batch_size).argmax(dim=1)
     return float((preds == target).double().mean())
-
-
-@dataclass(frozen=True)
-class BackdoorConfig:
-    """One backdoor-relabelling setting: data set, model, attack and estimator sizes."""
-
-    data: str
-    model: str
-    model_kwargs: dict[str, Any] = field(default_factory=dict)
-    fraction: float = 0.1
-    target: int = 0
-    trigger_size: int = 4
-    trigger_value: float = 1.0
-    ratio: float = 0.05
-    n_train: int | None = None
-    n_hessian: int = 512
-    train_kwargs: dict[str, Any] = field(default_factory=dict)
-    device: str = "cpu"
-
-    def build_model(self) -> nn.Module:
-        """A freshly initialised model of this setting (on CPU; move it to ``device`` yourself)."""
-        if self.model != "tinycnn":
-            raise ValueError(f"unknown model {self.model!r}")
-        return TinyCNN(**self.model_kwargs)
-
-
-def paper_config(name: str = "mnist-tinynet") -> BackdoorConfig:
-    """The paper's Table 3 setting: MNIST, a TinyNet-like CNN, 10% poisoned, 5% of the parameters.
-
-    The paper's TinyNet is not specified beyond its name; :class:`~gif_lite.book.models.TinyCNN` with its
-    default channels (8, 16, 32), 11,018 parameters, stands in for it.  The Hessian uses 512
-    training examples (the paper uses one 512-image batch).  ``device`` is ``"cuda"`` when available.
-    """
-    if name != "mnist-tinynet":
-        raise ValueError(f"unknown paper configuration {name!r}; valid: 'mnist-tinynet'")
-    return BackdoorConfig(
-        data="mnist",
-        model="tinycnn",
-        model_kwargs={"channels": (8, 16, 32)},
-        fraction=0.1,
-        target=0,
-        ratio=0.05,
-        n_train=None,
-        n_hessian=512,
-        train_kwargs={
-            "epochs": 20,
-            "batch_size": 128,
-            "lr": 5e-3,
-            "schedule": "cosine",
-            "weight_decay": 1e-4,
-        },
-        device="cuda" if torch.cuda.is_available() else "cpu",
-    )

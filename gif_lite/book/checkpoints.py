@@ -1,5 +1,7 @@
 """Checkpoints that hold tensors only, and a model cache keyed by the configuration that produced it.
 
+Used by: class_removal, selection_study.
+
 A checkpoint is ``{"format", "state_dict", "config_json", "config_key", "gif_lite_version"}`` written
 with ``torch.save`` and read with ``torch.load(weights_only=True)``: a file that holds pickled code or
 arbitrary objects is refused instead of executed.  :func:`cached_model` trains a model once per
@@ -23,7 +25,16 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["cached_model", "config_key", "load_checkpoint", "model_cache_dir", "save_checkpoint"]
+__all__ = [
+    "CACHE_ENV",
+    "FORMAT",
+    "cached_model",
+    "canonical_json",
+    "config_key",
+    "load_checkpoint",
+    "model_cache_dir",
+    "save_checkpoint",
+]
 
 FORMAT = "gif_lite.checkpoint/1"
 CACHE_ENV = "GIF_LITE_CACHE"

@@ -1,5 +1,8 @@
 """Data sets as tensors: the embedded Fashion-MNIST subset, scikit-learn's digits, and torchvision's sets.
 
+Used by: quickstart, first_order, gif, hvp_solvers, selection, faithfulness, class_removal,
+selection_study, backdoor, inside.
+
 ``load_data(name)`` returns a :class:`DataSplits` with ``train``, ``val`` and ``test``, each a tuple
 ``(inputs, targets)``: inputs are floats in [0, 1] shaped N x C x H x W (N x D with ``flatten=True``),
 targets are int64 class indices.  The validation split is carved from the training set, stratified by
@@ -26,12 +29,21 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from ..objective import Data as Split
+from ..types import Data as Split
 
 __all__ = [
+    "CIFAR10_CLASSES",
     "DATA_NAMES",
+    "DEFAULT_CACHE",
+    "DIGITS_TEST_FRACTION",
+    "DIGITS_TEST_SEED",
+    "DIGIT_CLASSES",
+    "EMBEDDED",
     "EMBEDDED_FILE",
     "EMBEDDED_SHA256",
+    "FASHION_CLASSES",
+    "ONLINE",
+    "REBUILD_COMMAND",
     "DataIntegrityError",
     "DataSplits",
     "SplitLoaders",
@@ -334,6 +346,7 @@ def load_data(
     download: bool = False,
     flatten: bool = False,
     dtype: torch.dtype = torch.float32,
+    shape: tuple[int, int, int] | None = None,
 ) -> DataSplits:
     """Load a data set as train / validation / test tensors.
 
@@ -346,6 +359,9 @@ def load_data(
         download: allow torchvision to download an online set that is not cached.
         flatten: return inputs as N x D instead of N x C x H x W.
         dtype: floating dtype of the inputs (e.g. ``torch.float64`` for exact Hessians).
+        shape: ``(channels, height, width)`` to adapt images to another set's shape: zero-padded
+            (centred) to the size and a single channel repeated (how the smoke runs of the paper-scale
+            path let the embedded Fashion-MNIST stand in for CIFAR-10).  Not with ``flatten``.
     """
     if not dtype.is_floating_point:
         raise ValueError(f"dtype must be a floating dtype, got {dtype}")
@@ -357,4 +373,25 @@ def load_data(
         raw = _load_online(name, root, download, dtype, flatten)
     else:
         raise ValueError(f"unknown data set {name!r}; valid names: {', '.join(DATA_NAMES)}")
+    if shape is not None:
+        if flatten:
+            raise ValueError("shape adapts images and cannot be combined with flatten=True")
+        raw = _Raw(
+            _adapt(raw.x_train, shape), raw.y_train, _adapt(raw.x_test, shape), raw.y_test, raw.classes
+        )
     return _assemble(name, raw, val_fraction=val_fraction, seed=seed)
+
+
+def _adapt(images: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tensor:
+    """Zero-pad N x C x H x W images (centred) to ``shape[1:]`` and repeat one channel to ``shape[0]``."""
+    if len(shape) != 3 or any(not isinstance(d, int) or d < 1 for d in shape):
+        raise ValueError(f"shape must be (channels, height, width) of positive ints, got {shape!r}")
+    c, h, w = shape
+    _, c0, h0, w0 = images.shape
+    if h < h0 or w < w0:
+        raise ValueError(f"shape {shape} is smaller than the images ({c0}, {h0}, {w0}); only padding is done")
+    if c != c0 and c0 != 1:
+        raise ValueError(f"cannot turn {c0}-channel images into {c} channels (only 1 -> c)")
+    top, left = (h - h0) // 2, (w - w0) // 2
+    images = torch.nn.functional.pad(images, (left, w - w0 - left, top, h - h0 - top))
+    return images.expand(-1, c, -1, -1).contiguous()

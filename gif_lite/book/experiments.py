@@ -1,5 +1,7 @@
 """Shared pieces of Part II: scores, distances to retraining, the paper's step search, the method loop.
 
+Used by: quickstart, class_removal, selection_study, backdoor, inside.
+
 Class removal is scored as in the GIF paper: with ``a`` the accuracy on the removed classes and ``b``
 the accuracy on the rest, ``F1 = 2 (1 - a) b / ((1 - a) + b)``.  Distances between two models are
 measured on their predictive distributions: the share of inputs where their argmax agrees, and the
@@ -7,8 +9,10 @@ mean ``KL(p_ref || p)``.
 
 The paper renormalises every update to a fixed norm, ``theta[P] + s * delta / ||delta||``, and picks
 the step ``s`` by the best score; :func:`best_step` does that on a split the caller names (the book
-uses validation, never test).  :func:`compare_methods` runs IF, PIF, FIF, GIF and second-order group
-influence on one removal and returns one row per (method, ratio), raw and step-picked.
+uses validation, never test).  :func:`removal_setup` builds one class-removal problem (a
+:class:`RemovalSetup`) and :func:`compare_methods` runs IF, PIF, FIF, GIF and second-order group
+influence on it, one row per (method, ratio), raw and step-picked.  Paper-scale settings live in
+:mod:`gif_lite.book.configs`.
 """
 
 from __future__ import annotations
@@ -23,25 +27,26 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..influence import frozen_influence, generalized_influence, influence, second_order_influence
-from ..objective import Data as Split
-from ..objective import LossFn, Objective
-from ..params import apply_update, flat_params, set_flat_params
+from ..influence import Estimators, second_order_influence
+from ..objective import Objective
+from ..params import apply_update, check_group, embed, flat_params, keep_mask, set_flat_params
 from ..selection import select
 from ..solvers import ConvergenceWarning
 from ..tasks import removal_problem
-from ..train import TrainingWarning, evaluate, train_lbfgs, train_minibatch
+from ..train import Recipe, TrainingWarning, evaluate, predict, train_lbfgs, train_minibatch
+from ..types import Data as Split
+from ..types import LossFn
 
 __all__ = [
-    "PAPER_CONFIGS",
-    "PaperConfig",
+    "FIT_RECIPE",
+    "SUBSET_METHODS",
+    "Estimate",
     "RemovalSetup",
     "apply_copy",
     "best_step",
     "compare_methods",
     "fit",
     "mean_kl",
-    "paper_config",
     "prediction_agreement",
     "removal_f1",
     "removal_scores",
@@ -72,15 +77,8 @@ def removal_scores(model: nn.Module, data: Split, removed: Sequence[int]) -> dic
     return {"acc_removed": a, "acc_rest": b, "f1": removal_f1(a, b)}
 
 
-@torch.no_grad()
-def _log_probs(model: nn.Module, inputs: torch.Tensor, batch_size: int = 2048) -> torch.Tensor:
-    was_training = model.training
-    model.eval()
-    try:
-        out = torch.cat([model(inputs[i : i + batch_size]) for i in range(0, len(inputs), batch_size)])
-    finally:
-        model.train(was_training)
-    return F.log_softmax(out.double(), dim=1)
+def _log_probs(model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
+    return F.log_softmax(predict(model, inputs).double(), dim=1)
 
 
 def prediction_agreement(model: nn.Module, reference: nn.Module, inputs: torch.Tensor) -> float:
@@ -159,55 +157,41 @@ class Estimate:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-def _quiet(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    with warnings.catch_warnings():  # iteration caps are deliberate; residuals are reported instead
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        return fn(*args, **kwargs)
-
-
 def _estimates(
-    model: nn.Module,
-    obj: Objective,
-    g: torch.Tensor,
-    group: Split,
-    loss_fn: LossFn,
+    setup: RemovalSetup,
     ratios: Sequence[float],
     selection: str,
     methods: Sequence[str],
     max_iter: int,
-    second_order: tuple[Objective, Objective, float] | None,
 ) -> list[Estimate]:
     """Solve every (method, ratio): IF once on all parameters (PIF slices it), FIF and GIF per subset."""
+    model, obj, g, (x_u, y_u) = setup.model, setup.obj, setup.g, setup.examples
+    estimators = Estimators({"max_iter": max_iter})
     out: list[Estimate] = []
-    full = _quiet(influence, obj, g, max_iter=max_iter) if {"IF", "PIF"} & set(methods) else None
-    if full is not None and "IF" in methods:
-        out.append(Estimate("IF", 1.0, None, full.delta, full.hvps))
-    if "gradient" in methods:  # the Hessian-free control: move all parameters along g itself
-        out.append(Estimate("gradient", 1.0, None, g.clone(), 0))
-    if second_order is not None:
-        full_obj, group_obj, fraction = second_order
-        so = _quiet(second_order_influence, full_obj, group_obj, fraction, max_iter=max_iter)
-        out.append(Estimate("second-order", 1.0, None, so.delta, so.hvps))
-    for ratio in ratios:
-        p = select(model, selection, ratio, group[0], group[1], loss_fn=loss_fn).subset
-        if full is not None and "PIF" in methods:
-            out.append(Estimate("PIF", ratio, p, full.delta[p], full.hvps))
-        if "FIF" in methods:
-            r = _quiet(frozen_influence, obj, g, p, max_iter=max_iter)
-            out.append(Estimate("FIF", ratio, p, r.delta, r.hvps))
-        if "GIF" in methods:
-            r = _quiet(generalized_influence, obj, g, p, max_iter=max_iter)
-            out.append(Estimate("GIF", ratio, p, r.delta, r.hvps))
+    with warnings.catch_warnings():  # iteration caps are deliberate; residuals are reported instead
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        if "IF" in methods:
+            full = estimators("IF", obj, g)
+            out.append(Estimate("IF", 1.0, None, full.delta, full.hvps))
+        if "gradient" in methods:  # the Hessian-free control: move all parameters along g itself
+            out.append(Estimate("gradient", 1.0, None, g.clone(), 0))
+        if "second-order" in methods:
+            full_obj, group_obj, fraction = setup.second_order
+            so = second_order_influence(full_obj, group_obj, fraction, max_iter=max_iter)
+            out.append(Estimate("second-order", 1.0, None, so.delta, so.hvps))
+        for ratio in ratios:
+            p = select(model, selection, ratio, x_u, y_u, loss_fn=setup.loss_fn).subset
+            for name in SUBSET_METHODS:
+                if name in methods:
+                    r = estimators(name, obj, g, p)
+                    out.append(Estimate(name, ratio, r.subset, r.delta, r.hvps))
     return out
 
 
 def _residual(obj: Objective, g: torch.Tensor, est: Estimate) -> float:
     """``||H delta_full - g|| / ||g||``: the share of the gradient change the update leaves uncancelled."""
-    full = torch.zeros(obj.num_params, dtype=g.dtype)
-    if est.subset is None:
-        full = est.delta.to(g)
-    else:
-        full[est.subset] = est.delta.to(g)
+    delta = est.delta.to(g)
+    full = delta if est.subset is None else embed(delta, est.subset, obj.num_params)
     return float((obj.hvp(full) - g).norm() / g.norm())
 
 
@@ -222,42 +206,38 @@ def _metrics(
 
 
 def compare_methods(
-    model: nn.Module,
-    obj: Objective,
-    g: torch.Tensor,
-    group: Split,
-    removed: Sequence[int],
+    setup: RemovalSetup,
     val: Split,
     test: Split,
     *,
-    loss_fn: LossFn = F.cross_entropy,
+    reference: nn.Module | None = None,
+    methods: Sequence[str] = ("IF", "PIF", "FIF", "GIF"),
     ratios: Sequence[float] = (0.05, 0.1, 0.3),
     selection: str = "highest_gradients",
-    methods: Sequence[str] = ("IF", "PIF", "FIF", "GIF"),
     steps: Sequence[float] = (0.5, 1.0, 2.0, 4.0, 8.0),
     max_iter: int = 20,
-    reference: nn.Module | None = None,
-    second_order: tuple[Objective, Objective, float] | None = None,
 ) -> list[dict[str, Any]]:
-    """Run IF (all parameters), PIF/FIF/GIF at each ratio of ``selection``, and second-order influence.
+    """Run the ``methods`` on the removal ``setup`` (from :func:`removal_setup`); one row per (method, ratio).
 
-    ``methods`` may also hold ``"gradient"``: the Hessian-free control ``delta = g`` on all parameters.
-
-    ``obj`` is the objective whose Hessian ``H`` the estimators use and ``g`` the removal's right-hand
-    side; ``group`` the removed examples (they drive the selection); ``second_order`` is
-    ``(full-data objective, group objective, m / n)`` for :func:`second_order_influence`.  Solvers stop
-    after ``max_iter`` iterations (reported, not warned).  Per row: ``raw_*`` are test scores of
-    ``theta[P] + delta``; ``step`` is picked by the F1 on ``val`` over ``steps`` (norms of the
-    renormalised update) and ``val_*`` are test scores at that step; ``*_agreement``/``*_kl`` compare
-    with ``reference`` (the retrained model) on test; ``residual = ||H delta - g|| / ||g||``.  PIF slices
-    the one IF solve, so its ``hvps`` are IF's.
+    ``methods`` are ``"IF"`` (all parameters), ``"PIF"``/``"FIF"``/``"GIF"`` at each ratio of
+    ``selection`` (driven by the removed examples), ``"second-order"`` (:func:`second_order_influence`
+    on ``setup.second_order``) and ``"gradient"``, the Hessian-free control ``delta = g``; rows come in
+    that order whatever the order of ``methods``.  The estimators use ``setup.obj``'s Hessian and
+    ``setup.g``; solvers stop after ``max_iter`` iterations (reported, not warned).  Per row: ``raw_*``
+    are test scores of ``theta[P] + delta``; ``step`` is picked by the F1 on ``val`` over ``steps``
+    (norms of the renormalised update) and ``val_*`` are test scores at that step; ``*_agreement``/
+    ``*_kl`` compare with ``reference`` (the retrained model) on test; ``residual = ||H delta - g|| /
+    ||g||``.  PIF slices the one IF solve, so its ``hvps`` are IF's.
     """
-    unknown = set(methods) - {"IF", "gradient", *SUBSET_METHODS}
+    unknown = set(methods) - {"IF", "gradient", "second-order", *SUBSET_METHODS}
     if unknown:
-        raise ValueError(f"unknown methods {sorted(unknown)}; valid: IF, gradient, PIF, FIF, GIF")
-    work = copy.deepcopy(model)  # HVP graphs of obj stay on `model`; the step search writes on `work`
+        raise ValueError(
+            f"unknown methods {sorted(unknown)}; valid: IF, gradient, second-order, PIF, FIF, GIF"
+        )
+    obj, g, removed = setup.obj, setup.g, setup.removed
+    work = copy.deepcopy(setup.model)  # HVP graphs of obj stay on the model; the step search writes on `work`
     rows: list[dict[str, Any]] = []
-    for est in _estimates(model, obj, g, group, loss_fn, ratios, selection, methods, max_iter, second_order):
+    for est in _estimates(setup, ratios, selection, methods, max_iter):
         row: dict[str, Any] = {
             "method": est.method,
             "ratio": est.ratio,
@@ -281,40 +261,57 @@ def compare_methods(
 # the small setting shared by the Part II chapters
 
 
+#: The recipe :func:`fit` uses unless told otherwise: Adam, cosine schedule, 10 epochs.
+FIT_RECIPE = Recipe(
+    epochs=10, batch_size=128, lr=1e-2, optimizer="adam", schedule="cosine", weight_decay=1e-3
+)
+
+
 def fit(
     model: nn.Module,
     data: Split,
+    recipe: Recipe = FIT_RECIPE,
     *,
-    epochs: int = 10,
-    weight_decay: float = 1e-3,
+    epochs: int | None = None,
+    weight_decay: float | None = None,
+    lr: float | None = None,
+    batch_size: int | None = None,
     seed: int = 0,
     polish_iters: int = 20,
-    lr: float = 1e-2,
-    batch_size: int = 128,
 ) -> nn.Module:
-    """Train in place: Adam with a cosine schedule, then ``polish_iters`` full-batch L-BFGS steps; eval mode."""
-    train_minibatch(
-        model, F.cross_entropy, data, epochs=epochs, batch_size=batch_size, lr=lr, schedule="cosine",
-        weight_decay=weight_decay, seed=seed, progress=False,
-    )  # fmt: skip
+    """Train in place with ``recipe`` (keywords override its fields), then ``polish_iters`` L-BFGS steps.
+
+    The polish is full-batch L-BFGS on the same objective (the recipe's weight decay); the model is
+    returned in eval mode.  A paper config's ``recipe`` can be passed as it is.
+    """
+    recipe = recipe.but(epochs=epochs, weight_decay=weight_decay, lr=lr, batch_size=batch_size)
+    train_minibatch(model, F.cross_entropy, data, recipe, seed=seed, progress=False)
     if polish_iters > 0:
         with warnings.catch_warnings():  # L-BFGS stops at polish_iters on purpose
             warnings.simplefilter("ignore", TrainingWarning)
             train_lbfgs(
-                model, F.cross_entropy, data, weight_decay=weight_decay, max_iter=polish_iters, tol=0.0
+                model, F.cross_entropy, data, weight_decay=recipe.weight_decay, max_iter=polish_iters, tol=0.0
             )
     return model.eval()
 
 
 @dataclass
 class RemovalSetup:
-    """Removing class(es) from ``train``: the group, its examples, Hessian objective ``obj`` and ``g``."""
+    """Removing class(es) ``removed`` from ``train`` at the trained ``model``: everything the methods share.
 
+    ``group`` the removed examples' indices and ``examples`` their data (they drive the selection, with
+    ``loss_fn``); ``obj`` the objective whose Hessian the estimators use and ``g`` the right-hand side;
+    ``second_order`` ``(full-data objective, group objective, m / n)`` for second-order influence.
+    """
+
+    model: nn.Module
+    removed: tuple[int, ...]
     group: torch.Tensor
     examples: Split
     obj: Objective
     g: torch.Tensor
     second_order: tuple[Objective, Objective, float]
+    loss_fn: LossFn = F.cross_entropy
 
 
 def removal_setup(
@@ -325,66 +322,19 @@ def removal_setup(
     n_hessian: int = 300,
     weight_decay: float = 1e-3,
 ) -> RemovalSetup:
-    """The class-removal problem at a trained (not necessarily stationary) ``model``.
+    """The class-removal problem at a trained (not necessarily stationary) ``model``, with cross-entropy.
 
     ``g = m / (n - m) (grad L_U + weight_decay theta)`` (``removal_problem(..., at_optimum=True)``);
     ``obj`` is the retained objective on its first ``n_hessian`` examples; ``second_order`` holds the
     full-data objective on ``n_hessian`` examples, the group objective and ``m / n``.
     """
     x, y = train
-    group = torch.isin(y, torch.as_tensor(list(removed))).nonzero().flatten()
+    removed = tuple(int(c) for c in removed)
+    group = check_group(torch.isin(y, torch.as_tensor(removed, device=y.device)), len(y))
     g = removal_problem(model, F.cross_entropy, train, group, weight_decay=weight_decay, at_optimum=True).g
-    keep = torch.ones(len(y), dtype=torch.bool)
-    keep[group] = False
+    keep = keep_mask(group, len(y), y.device)
     obj = Objective(model, F.cross_entropy, (x[keep][:n_hessian], y[keep][:n_hessian]), weight_decay)
     full = Objective(model, F.cross_entropy, (x[:n_hessian], y[:n_hessian]), weight_decay)
     part = Objective(model, F.cross_entropy, (x[group], y[group]), weight_decay)
-    return RemovalSetup(group, (x[group], y[group]), obj, g, (full, part, group.numel() / len(y)))
-
-
-# --------------------------------------------------------------------------------------------------
-# paper scale
-
-
-@dataclass(frozen=True)
-class PaperConfig:
-    """A paper-scale setting: data set, model, and the sizes of the experiment (for a GPU)."""
-
-    name: str
-    data: str
-    model: str
-    model_kwargs: dict[str, Any]
-    table: str
-    removed_class: int = 0
-    ratios: tuple[float, ...] = (0.05, 0.1, 0.3)
-    hessian_batch: int = 512  # the paper's Hessian comes from one 512-image batch
-    epochs: int = 20
-    batch_size: int = 128
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    device: str = "cuda"
-
-    def build(self, seed: int | None = None) -> nn.Module:
-        """The model, freshly initialised (with ``seed`` if given)."""
-        from .models import build_model
-
-        return build_model(self.model, seed=seed, **self.model_kwargs)
-
-
-PAPER_CONFIGS: dict[str, PaperConfig] = {
-    "mnist-resnet18": PaperConfig("mnist-resnet18", "mnist", "resnet18", {"in_channels": 1}, "Table 2"),
-    "cifar10-vgg11": PaperConfig("cifar10-vgg11", "cifar10", "vgg11", {"in_channels": 3}, "Tables 1 and 2"),
-    "mnist-tinynet": PaperConfig(
-        "mnist-tinynet", "mnist", "tinycnn", {"in_channels": 1}, "Table 3", ratios=(0.05,)
-    ),
-}
-
-
-def paper_config(name: str) -> PaperConfig:
-    """The paper-scale setting ``name`` (``SCALE = "paper"``): one of :data:`PAPER_CONFIGS`.
-
-    Training hyper-parameters are this book's choice; the paper does not state all of them.
-    """
-    if name not in PAPER_CONFIGS:
-        raise ValueError(f"unknown paper config {name!r}; valid: {', '.join(PAPER_CONFIGS)}")
-    return PAPER_CONFIGS[name]
+    second = (full, part, group.numel() / len(y))
+    return RemovalSetup(model, removed, group, (x[group], y[group]), obj, g, second)

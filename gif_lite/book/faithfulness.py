@@ -1,5 +1,7 @@
 """How faithful is each estimator? Predicted against actual effects of removing groups, and their correlations.
 
+Used by: faithfulness.
+
 For every group ``U`` of training examples, :func:`estimate_group_effects` builds the removal problem
 (:func:`gif_lite.removal_problem`), asks each estimator (IF, FIF, PIF, GIF) for an update ``delta`` at each
 ratio ``|P| / k``, and records
@@ -28,18 +30,23 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
+from scipy import stats
 from torch import nn
 
-from ..influence import frozen_influence, generalized_influence, influence
-from ..objective import Data, LossFn, Objective
-from ..params import flat_params, set_flat_params
-from ..selection import select_parameters
+from ..influence import ESTIMATORS as _REGISTRY
+from ..influence import Estimators
+from ..objective import Objective
+from ..params import embed, flat_params, set_flat_params
+from ..selection import select
 from ..tasks import InfluenceProblem, removal_problem
+from ..types import Data, LossFn
 
 __all__ = [
     "ESTIMATORS",
     "EffectRow",
+    "EffectSetup",
     "Estimator",
     "Group",
     "correlation_table",
@@ -53,7 +60,7 @@ __all__ = [
 ]
 
 Estimator = Callable[[InfluenceProblem, "torch.Tensor | None"], torch.Tensor]
-ESTIMATORS = ("IF", "FIF", "PIF", "GIF")
+ESTIMATORS = tuple(_REGISTRY)  # ("IF", "FIF", "PIF", "GIF")
 
 
 @dataclass(frozen=True)
@@ -126,12 +133,6 @@ def make_groups(
 
 
 # ------------------------------------------------------------------------------------------ estimators
-def _scatter(x: torch.Tensor, subset: torch.Tensor, num_params: int) -> torch.Tensor:
-    out = torch.zeros(num_params, dtype=x.dtype, device=x.device)
-    out[subset.to(x.device)] = x
-    return out
-
-
 def retained_hessians(
     model: nn.Module, loss_fn: LossFn, data: Data, weight_decay: float = 0.0
 ) -> Callable[[InfluenceProblem], torch.Tensor]:
@@ -203,18 +204,18 @@ def dense_estimators(
     def est_fif(problem: InfluenceProblem, subset: torch.Tensor | None) -> torch.Tensor:
         p, h = _need_subset(subset), state(problem)["h"]
         x = torch.linalg.solve(h[p][:, p], problem.g.to(h)[p])
-        return _scatter(x, p, h.shape[0])
+        return embed(x, p, h.shape[0])
 
     def est_pif(problem: InfluenceProblem, subset: torch.Tensor | None) -> torch.Tensor:
         p = _need_subset(subset)
         delta = solve_if(problem)
-        return _scatter(delta[p], p, delta.shape[0])
+        return embed(delta[p], p, delta.shape[0])
 
     def est_gif(problem: InfluenceProblem, subset: torch.Tensor | None) -> torch.Tensor:
         p, h = _need_subset(subset), state(problem)["h"]
         driver = "gelsd" if h.device.type == "cpu" else None
         x = torch.linalg.lstsq(h[:, p], problem.g.to(h).unsqueeze(1), driver=driver).solution.squeeze(1)
-        return _scatter(x, p, h.shape[0])
+        return embed(x, p, h.shape[0])
 
     return {"IF": est_if, "FIF": est_fif, "PIF": est_pif, "GIF": est_gif}
 
@@ -231,35 +232,16 @@ def matrix_free_estimators(
     :func:`~gif_lite.generalized_influence`.  PIF reuses the IF solution of the same problem (it is
     ``(H^-1 g)[P]`` by definition), so a problem costs one IF solve however many ratios are asked.
     """
-    if_kw = dict(influence_kwargs or {})
-    gif_kw = dict(gif_kwargs or {})
-    memo: dict[str, Any] = {"g": None, "obj": None, "delta": None}
+    estimators = Estimators(influence_kwargs, gif_kwargs or {})
 
-    def obj_of(problem: InfluenceProblem) -> Objective:
-        return objective if objective is not None else problem.objective
+    def estimator(name: str) -> Estimator:
+        def estimate(problem: InfluenceProblem, subset: torch.Tensor | None) -> torch.Tensor:
+            obj = objective if objective is not None else problem.objective
+            return estimators(name, obj, problem.g, subset).full(obj.num_params)
 
-    def solve_if(problem: InfluenceProblem) -> torch.Tensor:
-        obj = obj_of(problem)
-        if memo["obj"] is not obj or memo["g"] is None or not torch.equal(memo["g"], problem.g):
-            memo.update(g=problem.g.clone(), obj=obj, delta=influence(obj, problem.g, **if_kw).delta)
-        return memo["delta"]
+        return estimate
 
-    def est_if(problem: InfluenceProblem, subset: torch.Tensor | None) -> torch.Tensor:
-        return solve_if(problem)
-
-    def est_fif(problem: InfluenceProblem, subset: torch.Tensor | None) -> torch.Tensor:
-        obj = obj_of(problem)
-        return frozen_influence(obj, problem.g, _need_subset(subset), **if_kw).full(obj.num_params)
-
-    def est_pif(problem: InfluenceProblem, subset: torch.Tensor | None) -> torch.Tensor:
-        p = _need_subset(subset)
-        return _scatter(solve_if(problem)[p], p, obj_of(problem).num_params)
-
-    def est_gif(problem: InfluenceProblem, subset: torch.Tensor | None) -> torch.Tensor:
-        obj = obj_of(problem)
-        return generalized_influence(obj, problem.g, _need_subset(subset), **gif_kw).full(obj.num_params)
-
-    return {"IF": est_if, "FIF": est_fif, "PIF": est_pif, "GIF": est_gif}
+    return {name: estimator(name) for name in ESTIMATORS}
 
 
 def _need_subset(subset: torch.Tensor | None) -> torch.Tensor:
@@ -285,50 +267,63 @@ def _loss_at(model: nn.Module, theta: torch.Tensor, loss_fn: LossFn, data: Data)
     return _loss(moved, loss_fn, data)
 
 
+@dataclass(frozen=True)
+class EffectSetup:
+    """What every group of a faithfulness study shares.
+
+    The trained ``model`` with its ``loss_fn``, ``train`` and ``test`` data; ``retrain(indices)``, a model
+    retrained without those training examples (e.g. a :func:`~gif_lite.train.retrain_without` closure);
+    how ``g`` is built (:func:`~gif_lite.removal_problem` with ``weight_decay`` and ``at_optimum``:
+    ``True`` takes the removal's part only, for models not at a stationary point); how ``P`` is chosen
+    (``selection``, driven by the group's examples); and ``control``, the same training budget from
+    ``theta`` on all the data, when training does not reach a stationary point.
+    """
+
+    model: nn.Module
+    loss_fn: LossFn
+    train: Data
+    test: Data
+    retrain: Callable[[torch.Tensor], nn.Module]
+    weight_decay: float = 0.0
+    selection: str = "highest_gradients"
+    at_optimum: bool = False
+    control: nn.Module | None = None
+
+
 def estimate_group_effects(
-    model: nn.Module,
-    loss_fn: LossFn,
-    train: Data,
-    test: Data,
+    setup: EffectSetup,
     groups: Sequence[Group],
-    retrain: Callable[[torch.Tensor], nn.Module],
     estimators: Mapping[str, Estimator],
     ratios: Iterable[float] = (0.05, 0.2),
-    *,
-    weight_decay: float = 0.0,
-    selection: str = "highest_gradients",
-    at_optimum: bool = False,
-    control: nn.Module | None = None,
 ) -> list[EffectRow]:
     """Predicted and actual changes of the test loss for every group, estimator and ratio.
 
-    ``retrain(indices)`` returns a model retrained without those training examples (e.g. a
-    :func:`~gif_lite.train.retrain_without` closure).  ``estimators`` maps names to estimators
-    (:func:`dense_estimators`, :func:`matrix_free_estimators`); "IF" runs once per group with ratio 1.0,
-    the others once per ratio on ``P = select_parameters(model, selection, ratio, x_U, y_U, loss_fn)``.
-    ``g`` comes from :func:`~gif_lite.removal_problem` (``at_optimum=True``: the removal's part only, for
-    models that are not at a stationary point).  With ``control`` (the same training budget from ``theta``
-    on all the data) the actual change is ``L_test(retrained) - L_test(control)``, else
-    ``L_test(retrained) - L_test(model)``.  ``model`` is left untouched.
+    ``estimators`` maps names to estimators (:func:`dense_estimators`, :func:`matrix_free_estimators`);
+    "IF" runs once per group with ratio 1.0, the others once per ratio on
+    ``P = select(model, selection, ratio, x_U, y_U, loss_fn).subset``.  With ``setup.control`` the actual
+    change is ``L_test(retrained) - L_test(control)``, else ``L_test(retrained) - L_test(model)``.
+    ``setup.model`` is left untouched.
     """
+    model, loss_fn, train, test = setup.model, setup.loss_fn, setup.train, setup.test
     ratios = tuple(float(r) for r in ratios)
     theta = flat_params(model)
     base = _loss(model, loss_fn, test)
-    reference = base if control is None else _loss(control, loss_fn, test)
+    reference = base if setup.control is None else _loss(setup.control, loss_fn, test)
     test_grad = Objective(model, loss_fn, test).gradient().to(theta)
     x_train, y_train = train
     rows: list[EffectRow] = []
     for k, group in enumerate(groups):
         idx = group.indices
         problem = removal_problem(
-            model, loss_fn, train, idx, weight_decay=weight_decay, at_optimum=at_optimum
+            model, loss_fn, train, idx, weight_decay=setup.weight_decay, at_optimum=setup.at_optimum
         )
-        actual = _loss(retrain(idx), loss_fn, test) - reference
+        actual = _loss(setup.retrain(idx), loss_fn, test) - reference
         for name, estimator in estimators.items():
             for ratio in (1.0,) if name == "IF" else ratios:
                 subset = None
                 if name != "IF":
-                    subset = select_parameters(model, selection, ratio, x_train[idx], y_train[idx], loss_fn)
+                    x_u, y_u = x_train[idx], y_train[idx]
+                    subset = select(model, setup.selection, ratio, x_u, y_u, loss_fn).subset
                 delta = estimator(problem, subset).to(theta)
                 rows.append(
                     EffectRow(
@@ -347,34 +342,25 @@ def estimate_group_effects(
 
 
 # ------------------------------------------------------------------------------------------ statistics
+def _correlation(name: str, x: Sequence[float], y: Sequence[float]) -> float:
+    """``scipy.stats.pearsonr`` or ``spearmanr`` of two equal 1-D sequences; nan when either is constant."""
+    a, b = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if a.shape != b.shape or a.ndim != 1 or a.size < 2:
+        raise ValueError(f"{name} needs two 1-D sequences of the same length >= 2")
+    if np.ptp(a) == 0 or np.ptp(b) == 0:
+        return math.nan
+    test = stats.pearsonr if name == "pearson" else stats.spearmanr
+    return float(test(a, b).statistic)
+
+
 def pearson(x: Sequence[float], y: Sequence[float]) -> float:
-    """Pearson's correlation of two equally long sequences (nan when either is constant)."""
-    a = torch.as_tensor(x, dtype=torch.float64)
-    b = torch.as_tensor(y, dtype=torch.float64)
-    if a.shape != b.shape or a.dim() != 1 or a.numel() < 2:
-        raise ValueError("pearson needs two 1-D sequences of the same length >= 2")
-    a, b = a - a.mean(), b - b.mean()
-    denom = float(a.norm() * b.norm())
-    return float(a @ b) / denom if denom > 0 else math.nan
-
-
-def _ranks(x: torch.Tensor) -> torch.Tensor:
-    """Ranks 1..n, ties given their average rank."""
-    order = torch.argsort(x, stable=True)
-    ranks = torch.empty_like(x)
-    ranks[order] = torch.arange(1, x.numel() + 1, dtype=x.dtype)
-    for value in torch.unique(x):
-        tied = x == value
-        if int(tied.sum()) > 1:
-            ranks[tied] = ranks[tied].mean()
-    return ranks
+    """Pearson's correlation of two equally long sequences (``scipy.stats.pearsonr``; nan when either is constant)."""
+    return _correlation("pearson", x, y)
 
 
 def spearman(x: Sequence[float], y: Sequence[float]) -> float:
-    """Spearman's rank correlation (Pearson's on average ranks)."""
-    a = torch.as_tensor(x, dtype=torch.float64)
-    b = torch.as_tensor(y, dtype=torch.float64)
-    return pearson(_ranks(a).tolist(), _ranks(b).tolist())
+    """Spearman's rank correlation (``scipy.stats.spearmanr``: Pearson's on average ranks; nan when constant)."""
+    return _correlation("spearman", x, y)
 
 
 def correlation_table(

@@ -1,5 +1,8 @@
 """Models: small ones that train in seconds on a CPU; the paper's ResNet18 and VGG11 for ``SCALE = "paper"``.
 
+Used by: quickstart, first_order, gif, hvp_solvers, selection, faithfulness, class_removal,
+selection_study, backdoor, inside.
+
 All are plain ``nn.Module``s returning logits.  The small ones hold only ``Linear``/``Conv2d`` layers with
 parameters (and parameter-free ``ReLU``/``Tanh``/``Flatten``): no BatchNorm or Dropout, whose batch
 dependence or randomness breaks influence's assumption of one deterministic objective.  The paper-scale
@@ -16,9 +19,13 @@ import torch
 from torch import nn
 
 __all__ = [
+    "ACTIVATIONS",
     "MLP",
     "MODELS",
+    "VGG11",
+    "VGG11_LAYOUT",
     "LogisticRegression",
+    "ResNet18",
     "TinyCNN",
     "build_model",
     "resnet18",
@@ -121,21 +128,27 @@ class _BasicBlock(nn.Module):
 
 
 class ResNet18(nn.Module):
-    """ResNet-18 for small images: 3x3 stem, four stages of two basic blocks (64-128-256-512), global pool."""
+    """ResNet-18 for small images: 3x3 stem, four stages of two basic blocks (64-128-256-512), global pool.
 
-    def __init__(self, in_channels: int = 3, num_classes: int = 10) -> None:
+    ``width`` scales every stage (``width``, 2, 4 and 8 times it); 64 is the paper's network, smaller
+    widths keep the architecture for quick checks (the smoke runs of the paper-scale path).
+    """
+
+    def __init__(self, in_channels: int = 3, num_classes: int = 10, width: int = 64) -> None:
         super().__init__()
+        _check_width(width)
         self.stem = nn.Sequential(
-            nn.Conv2d(in_channels, 64, 3, 1, 1, bias=False), nn.BatchNorm2d(64), nn.ReLU()
+            nn.Conv2d(in_channels, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU()
         )
         stages: list[nn.Module] = []
-        c_in = 64
-        for c_out, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
+        c_in = width
+        for factor, stride in ((1, 1), (2, 2), (4, 2), (8, 2)):
+            c_out = factor * width
             stages += [_BasicBlock(c_in, c_out, stride), _BasicBlock(c_out, c_out, 1)]
             c_in = c_out
         self.stages = nn.Sequential(*stages)
         self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
-        self.fc = nn.Linear(512, num_classes)
+        self.fc = nn.Linear(c_in, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.pool(self.stages(self.stem(x))))
@@ -147,11 +160,13 @@ VGG11_LAYOUT: tuple[int | str, ...] = (64, "M", 128, "M", 256, 256, "M", 512, 51
 class VGG11(nn.Module):
     """VGG-11 (configuration A) with batch norm, CIFAR-style: eight 3x3 convs, five 2x2 max-pools, one Linear.
 
-    Pools use ``ceil_mode`` so 28x28 inputs reach 1x1 as 32x32 ones do (28-14-7-4-2-1).
+    Pools use ``ceil_mode`` so 28x28 inputs reach 1x1 as 32x32 ones do (28-14-7-4-2-1).  ``width``
+    scales every layer (64 is the paper's network: 64-128-256-512 channels).
     """
 
-    def __init__(self, in_channels: int = 3, num_classes: int = 10) -> None:
+    def __init__(self, in_channels: int = 3, num_classes: int = 10, width: int = 64) -> None:
         super().__init__()
+        _check_width(width)
         layers: list[nn.Module] = []
         c_in = in_channels
         for item in VGG11_LAYOUT:
@@ -159,23 +174,29 @@ class VGG11(nn.Module):
                 layers.append(nn.MaxPool2d(2, ceil_mode=True))
             else:
                 assert isinstance(item, int)
-                layers += [nn.Conv2d(c_in, item, 3, padding=1), nn.BatchNorm2d(item), nn.ReLU()]
-                c_in = item
+                c_out = item * width // 64
+                layers += [nn.Conv2d(c_in, c_out, 3, padding=1), nn.BatchNorm2d(c_out), nn.ReLU()]
+                c_in = c_out
         self.features = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
-        self.classifier = nn.Linear(512, num_classes)
+        self.classifier = nn.Linear(c_in, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x))
 
 
-def resnet18(in_channels: int = 3, num_classes: int = 10) -> ResNet18:
-    """The paper's ResNet18 (11.2M parameters), for 1-channel (MNIST) or 3-channel (CIFAR-10, SVHN) input."""
-    return ResNet18(in_channels, num_classes)
+def _check_width(width: int) -> None:
+    if not isinstance(width, int) or isinstance(width, bool) or width < 1 or width % 8:
+        raise ValueError(f"width must be a positive multiple of 8 (64 is the paper's), got {width!r}")
 
 
-def vgg11(in_channels: int = 3, num_classes: int = 10) -> VGG11:
-    """The paper's VGG11 with batch norm (9.2M parameters)."""
-    return VGG11(in_channels, num_classes)
+def resnet18(in_channels: int = 3, num_classes: int = 10, width: int = 64) -> ResNet18:
+    """The paper's ResNet18 (11.2M parameters at width 64), for 1-channel (MNIST) or 3-channel input."""
+    return ResNet18(in_channels, num_classes, width)
+
+
+def vgg11(in_channels: int = 3, num_classes: int = 10, width: int = 64) -> VGG11:
+    """The paper's VGG11 with batch norm (9.2M parameters at width 64)."""
+    return VGG11(in_channels, num_classes, width)
 
 
 MODELS: dict[str, Callable[..., nn.Module]] = {

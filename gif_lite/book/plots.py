@@ -1,5 +1,7 @@
 """Figures for the book: which neurons a parameter selection picked, layer by layer.
 
+Used by: selection.
+
 :func:`neuron_fractions` turns a :class:`~gif_lite.selection.Selection` into, per layer, the
 fraction of each neuron's row (its fan-in weights plus its bias) that the subset ``P`` contains:
 1 for a neuron taken whole, between 0 and 1 for the partial row (or for ``random``'s scattered

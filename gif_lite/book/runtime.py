@@ -1,6 +1,8 @@
 """Per-chapter set-up: threads and device, chosen once in every chapter's first code cells.
 
-Used by every chapter.  torch's OpenMP threads busy-wait when another process holds a core, so on a
+Used by: every chapter (its set-up cell).
+
+torch's OpenMP threads busy-wait when another process holds a core, so on a
 shared CPU one thread is both the fastest and the reproducible choice for the book's small models.
 """
 

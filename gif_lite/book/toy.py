@@ -1,5 +1,7 @@
 """Toy problems with closed-form answers: correlated linear regression, ridge retraining, loss contours.
 
+Used by: first_order, nuisance.
+
 Linear regression with the half squared error ``l_i(theta) = (x_i^T theta - y_i)^2 / 2`` and weight
 decay ``lambda`` has the objective
 

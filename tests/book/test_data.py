@@ -18,7 +18,7 @@ import torch
 from gif_lite.book import data as gdata
 from gif_lite.book.data import DataIntegrityError, load_data, stratified_split
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DATA_DIR = ROOT / "data"
 NPZ = DATA_DIR / gdata.EMBEDDED_FILE
 IDX_DIR = Path("/usr/share/datasets/fashion-mnist")

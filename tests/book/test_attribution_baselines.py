@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import torch
-from conftest import rel_err
+from helpers.fixtures import rel_err
 from torch import nn
 from torch.nn import functional as F
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -13,6 +14,7 @@ from gif_lite.book import faithfulness as fa
 from gif_lite.book import toy
 from gif_lite.book.faithfulness import (
     EffectRow,
+    EffectSetup,
     Group,
     correlation_table,
     dense_estimators,
@@ -53,10 +55,9 @@ def test_if_is_exact_on_linear_regression() -> None:
     train, test, theta = _ridge()
     groups = [Group("random", torch.arange(k, 300, 17)[:n]) for k, n in ((0, 10), (3, 15))]
     groups += make_groups(train[1] > 0, n_random=3, n_same_class=3, sizes=(5, 30), seed=0)
-    rows = estimate_group_effects(
-        toy.linear_model(theta), toy.half_squared_error, train, test, groups, _ridge_retrain(train),
-        matrix_free_estimators(), ratios=(0.5,), weight_decay=WD, selection="largest_gradient_entries",
-    )  # fmt: skip
+    setup = EffectSetup(toy.linear_model(theta), toy.half_squared_error, train, test, _ridge_retrain(train),
+                        weight_decay=WD, selection="largest_gradient_entries")  # fmt: skip
+    rows = estimate_group_effects(setup, groups, matrix_free_estimators(), ratios=(0.5,))
     if_rows = [r for r in rows if r.estimator == "IF"]
     assert len(if_rows) == len(groups) and len(rows) == 4 * len(groups)
     for r in if_rows:
@@ -72,10 +73,9 @@ def test_if_is_exact_on_linear_regression() -> None:
 def test_every_estimator_is_exact_when_p_is_everything() -> None:
     train, test, theta = _ridge()
     groups = make_groups(train[1] > 0, n_random=2, n_same_class=2, sizes=(5, 20), seed=3)
-    rows = estimate_group_effects(
-        toy.linear_model(theta), toy.half_squared_error, train, test, groups, _ridge_retrain(train),
-        matrix_free_estimators(), ratios=(1.0,), weight_decay=WD, selection="random",
-    )  # fmt: skip
+    setup = EffectSetup(toy.linear_model(theta), toy.half_squared_error, train, test, _ridge_retrain(train),
+                        weight_decay=WD, selection="random")  # fmt: skip
+    rows = estimate_group_effects(setup, groups, matrix_free_estimators(), ratios=(1.0,))
     for r in rows:
         assert abs(r.predicted - r.actual) < 1e-8 * max(1.0, abs(r.actual)), r
 
@@ -111,10 +111,10 @@ def test_control_and_untouched_model() -> None:
     control = toy.linear_model(theta + 0.01)
     groups = [Group("random", torch.arange(5))]
     retrain = _ridge_retrain(train)
-    plain = estimate_group_effects(model, toy.half_squared_error, train, test, groups, retrain,
-                                   matrix_free_estimators(), ratios=(0.5,), weight_decay=WD)  # fmt: skip
-    ctrl = estimate_group_effects(model, toy.half_squared_error, train, test, groups, retrain,
-                                  matrix_free_estimators(), ratios=(0.5,), weight_decay=WD, control=control)  # fmt: skip
+    setup = EffectSetup(model, toy.half_squared_error, train, test, retrain, weight_decay=WD)
+    plain = estimate_group_effects(setup, groups, matrix_free_estimators(), ratios=(0.5,))
+    with_control = dataclasses.replace(setup, control=control)
+    ctrl = estimate_group_effects(with_control, groups, matrix_free_estimators(), ratios=(0.5,))
     with torch.no_grad():
         shift = toy.half_squared_error(control(test[0]), test[1]) - toy.half_squared_error(
             model(test[0]), test[1]
@@ -171,8 +171,7 @@ def test_retained_hessians_and_a_shared_objective() -> None:
         model, F.cross_entropy, (x, y), weight_decay=WD
     )  # keeps a gradient graph across groups
     groups = make_groups(y, 2, 1, sizes=(3, 6), seed=0)
-    rows = estimate_group_effects(
-        model, F.cross_entropy, (x, y), (x[:20], y[:20]), groups, lambda idx: model,
-        matrix_free_estimators(shared), ratios=(0.3,), weight_decay=WD, selection="random",
-    )  # fmt: skip
+    setup = EffectSetup(model, F.cross_entropy, (x, y), (x[:20], y[:20]), lambda idx: model, weight_decay=WD,
+                        selection="random")  # fmt: skip
+    rows = estimate_group_effects(setup, groups, matrix_free_estimators(shared), ratios=(0.3,))
     assert len(rows) == 4 * len(groups) and all(r.actual == 0.0 for r in rows)

@@ -1,4 +1,4 @@
-"""Backdoor poisoning helpers: trigger, poisoning, attack success rate, relabelling second order, paper config."""
+"""Backdoor poisoning helpers: trigger, poisoning, attack success rate, relabelling second order."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import gif_lite as gl
 from gif_lite.book.backdoor import (
     add_trigger,
     attack_success_rate,
-    paper_config,
     poison,
     trigger_pattern,
 )
@@ -113,13 +112,3 @@ def test_relabelling_leaves_a_linear_softmax_hessian_unchanged() -> None:
     model = nn.Linear(4, 3).double()
     old_u = gl.Objective(model, F.cross_entropy, (x, y)).hessian()
     assert torch.allclose(old_u, gl.Objective(model, F.cross_entropy, (x, (y + 1) % 3)).hessian())
-
-
-def test_paper_config_builds_without_download() -> None:
-    cfg = paper_config()
-    assert cfg.data == "mnist" and cfg.fraction == 0.1 and cfg.ratio == 0.05
-    model = cfg.build_model()
-    assert gl.param_layout(model).num_params == 11018
-    assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
-    with pytest.raises(ValueError):
-        paper_config("cifar")

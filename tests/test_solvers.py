@@ -1,0 +1,205 @@
+"""Every solver of gif_lite.solvers on random operators, against scipy.sparse.linalg and numpy.linalg.
+
+Three kinds of operator, float64, seeded: symmetric positive definite (``Q diag(mu) Q^T`` with
+``mu`` in [0.5, 20]), symmetric indefinite (a few negative ``mu``) and rectangular (tall, full column
+rank; and wide, where least squares has infinitely many solutions and the minimum-norm one is asked).
+The reference answers come from ``numpy.linalg.solve`` / ``numpy.linalg.lstsq`` and from the same
+algorithms in ``scipy.sparse.linalg`` (cg, minres, lsqr), so a wrong recurrence cannot hide behind
+its own residual report.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+import torch
+from scipy.sparse import linalg as spla
+
+from gif_lite import solvers as S
+
+N = 40
+
+
+def _spd(seed: int, n: int = N) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    q, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    return (q * rng.uniform(0.5, 20.0, n)) @ q.T
+
+
+def _indefinite(seed: int, n: int = N) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    q, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    mu = rng.uniform(0.5, 20.0, n) * np.where(np.arange(n) % 4 == 0, -1.0, 1.0)
+    return (q * mu) @ q.T
+
+
+def _rect(seed: int, rows: int, cols: int) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal((rows, cols))
+
+
+def _ops(
+    a: np.ndarray,
+) -> tuple[Callable[[torch.Tensor], torch.Tensor], Callable[[torch.Tensor], torch.Tensor]]:
+    t = torch.from_numpy(a)
+    return (lambda v: t @ v), (lambda v: t.T @ v)
+
+
+def _b(seed: int, n: int) -> np.ndarray:
+    return np.random.default_rng(seed + 1000).standard_normal(n)
+
+
+def _close(x: torch.Tensor, ref: np.ndarray, rtol: float) -> None:
+    err = np.linalg.norm(x.numpy() - ref) / np.linalg.norm(ref)
+    assert err < rtol, f"relative error {err:.2e} > {rtol:.0e}"
+
+
+# ------------------------------------------------------------------------------------------ square, SPD
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("name", ["direct", "cg", "minres", "lissa"])
+def test_square_solvers_on_positive_definite(name: str, seed: int) -> None:
+    a, b = _spd(seed), _b(seed, N)
+    ref = np.linalg.solve(a, b)
+    matvec, _ = _ops(a)
+    bt = torch.from_numpy(b)
+    if name == "direct":
+        res = S.direct(torch.from_numpy(a), bt)
+    elif name == "lissa":
+        res = S.lissa(matvec, bt, scale=0.6 * 20.0, tol=1e-10, max_iter=20_000)
+    else:
+        res = getattr(S, name)(matvec, bt, tol=1e-12)
+    assert res.converged
+    _close(res.x, ref, 1e-8)
+    if name in ("cg", "minres"):  # the same Krylov method in scipy reaches the same answer
+        sp = getattr(spla, name)(a, b, rtol=1e-12, maxiter=10 * N)[0]
+        _close(res.x, sp, 1e-8)
+        assert res.iterations <= N + 5  # exact arithmetic needs at most n steps
+
+
+@pytest.mark.parametrize("name", ["lsqr", "landweber"])
+def test_least_squares_solvers_solve_square_positive_definite_systems(name: str) -> None:
+    a, b = _spd(2), _b(2, N)
+    matvec, rmatvec = _ops(a)
+    if name == "lsqr":
+        res = S.lsqr(matvec, rmatvec, torch.from_numpy(b), tol=1e-13)
+        _close(res.x, np.linalg.solve(a, b), 1e-8)
+    else:  # Landweber converges like kappa^2: a well-conditioned matrix and the paper's step test
+        a = np.eye(N) * 3.0 + 0.1 * _spd(3) / 20.0
+        matvec, rmatvec = _ops(a)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", S.ConvergenceWarning)
+            res = S.landweber(
+                matvec, rmatvec, torch.from_numpy(b), normalizer=4.0, max_iter=2000, step_tol=1e-14
+            )
+        _close(res.x, np.linalg.solve(a, b), 1e-8)
+
+
+# ------------------------------------------------------------------------------------------ indefinite
+@pytest.mark.parametrize("seed", [0, 1])
+def test_minres_and_direct_on_indefinite_systems_match_numpy_and_scipy(seed: int) -> None:
+    a, b = _indefinite(seed), _b(seed, N)
+    ref = np.linalg.solve(a, b)
+    matvec, rmatvec = _ops(a)
+    bt = torch.from_numpy(b)
+    _close(S.direct(torch.from_numpy(a), bt).x, ref, 1e-10)
+    res = S.minres(matvec, bt, tol=1e-12)
+    assert res.converged
+    _close(res.x, ref, 1e-8)
+    _close(res.x, spla.minres(a, b, rtol=1e-12, maxiter=10 * N)[0], 1e-7)
+    _close(S.lsqr(matvec, rmatvec, bt, tol=1e-13).x, ref, 1e-7)  # least squares of a nonsingular system
+
+
+def test_cg_and_lissa_report_failure_on_indefinite_systems() -> None:
+    """CG and LiSSA assume positive definiteness: on an indefinite matrix they must not claim success."""
+    a, b = _indefinite(4), _b(4, N)
+    matvec, _ = _ops(a)
+    bt = torch.from_numpy(b)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", S.ConvergenceWarning)
+        try:
+            cg = S.cg(matvec, bt, tol=1e-10)
+        except (ValueError, FloatingPointError):
+            cg = None
+        try:
+            lissa = S.lissa(matvec, bt, scale=12.0, tol=1e-10, max_iter=300)
+        except (ValueError, FloatingPointError):
+            lissa = None
+    assert cg is None or not cg.converged
+    assert lissa is None or not lissa.converged
+
+
+# ------------------------------------------------------------------------------------------ rectangular
+@pytest.mark.parametrize(("rows", "cols"), [(60, 25), (25, 60)])
+@pytest.mark.parametrize("name", ["direct", "lsqr", "landweber"])
+def test_least_squares_on_rectangular_operators(name: str, rows: int, cols: int) -> None:
+    """Tall: the least-squares solution; wide: the minimum-norm solution (both ``pinv(A) b``)."""
+    a = _rect(rows * cols, rows, cols)
+    if name == "landweber":
+        a = a / np.linalg.norm(a, 2)  # sigma_max = 1, so normalizer 1.1 converges
+    b = _b(rows, rows)
+    ref = np.linalg.lstsq(a, b, rcond=None)[0]
+    matvec, rmatvec = _ops(a)
+    bt = torch.from_numpy(b)
+    if name == "direct":
+        res = S.direct(torch.from_numpy(a), bt, least_squares=True)
+        _close(res.x, ref, 1e-10)
+        return
+    if name == "lsqr":
+        res = S.lsqr(matvec, rmatvec, bt, tol=1e-13)
+        _close(res.x, ref, 1e-8)
+        sp = spla.lsqr(a, b, atol=1e-14, btol=1e-14, iter_lim=20 * max(rows, cols))[0]
+        _close(res.x, sp, 1e-7)
+        return
+    sigma_min = np.linalg.svd(a, compute_uv=False).min()
+    steps = int(40 / sigma_min**2)  # error shrinks like (1 - sigma_min^2 / c^2)^k
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", S.ConvergenceWarning)
+        res = S.landweber(matvec, rmatvec, bt, normalizer=1.1, max_iter=steps, step_tol=0.0)
+    _close(res.x, ref, 1e-5)
+
+
+def test_solvers_report_the_residual_they_reach() -> None:
+    """``residual`` is ||b - A x|| / ||b|| for square solvers and ||A^T r|| / ||A^T b|| for least squares."""
+    a, b = _spd(5), _b(5, N)
+    matvec, _ = _ops(a)
+    bt = torch.from_numpy(b)
+    with pytest.warns(S.ConvergenceWarning, match="minres stopped after 4 iterations"):
+        res = S.minres(matvec, bt, tol=1e-3, max_iter=4)
+    assert not res.converged
+    true = np.linalg.norm(b - a @ res.x.numpy()) / np.linalg.norm(b)
+    assert res.residual == pytest.approx(true, rel=1e-10)
+    tall = _rect(7, 50, 20)
+    mv, rmv = _ops(tall)
+    bb = _b(7, 50)
+    ls = S.lsqr(mv, rmv, torch.from_numpy(bb), tol=1e-12)
+    r = bb - tall @ ls.x.numpy()
+    assert ls.residual == pytest.approx(np.linalg.norm(tall.T @ r) / np.linalg.norm(tall.T @ bb), abs=1e-12)
+    assert ls.misfit == pytest.approx(np.linalg.norm(r) / np.linalg.norm(bb), rel=1e-8)
+
+
+@pytest.mark.parametrize("name", ["cg", "minres", "lissa"])
+def test_a_zero_right_hand_side_gives_zero_at_once(name: str) -> None:
+    matvec, _ = _ops(_spd(6))
+    res = getattr(S, name)(matvec, torch.zeros(N, dtype=torch.float64), tol=1e-8)
+    assert res.converged and res.iterations == 0 and not res.x.any()
+
+
+# ------------------------------------------------------------------------------------------ block solvers
+_BLOCK = [name for name in ("block_cg", "batched_minres", "batched_lsqr") if hasattr(S, name)]
+
+
+@pytest.mark.parametrize("name", _BLOCK)
+def test_block_solvers_match_numpy_column_by_column(name: str) -> None:
+    a = _spd(8) if name == "block_cg" else _indefinite(8)
+    bs = np.stack([_b(s, N) for s in range(4)], axis=1)
+    ref = np.linalg.solve(a, bs)
+    t = torch.from_numpy(a)
+    bt = torch.from_numpy(bs)
+    if name == "batched_lsqr":
+        res = S.batched_lsqr(lambda v: t @ v, lambda v: t.T @ v, bt, tol=1e-13)
+    else:
+        res = getattr(S, name)(lambda v: t @ v, bt, tol=1e-12)
+    for j in range(bs.shape[1]):
+        _close(res.x[:, j], ref[:, j], 1e-7)
