@@ -55,7 +55,7 @@ def oracle_grads(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Te
 
 def oracle_scores(
     obj: gl.Objective, test: tuple[torch.Tensor, torch.Tensor], name: str, p: torch.Tensor | None
-):
+) -> torch.Tensor:
     """Dense ``S[j, i] = t_j . delta_i`` straight from the contract (delta_i for each estimator)."""
     h = oracle_hessian(obj)
     x, y = next(iter(obj.batches))
@@ -151,9 +151,14 @@ def test_dense_factorisation_is_built_once_and_dropped_when_parameters_move(
     convex: gl.Objective, test_points: tuple[torch.Tensor, torch.Tensor]
 ) -> None:
     clear_cache(convex)
-    builds = []
+    builds: list[int] = []
     hessian = convex.hessian
-    convex.hessian = lambda chunk=256: builds.append(1) or hessian(chunk)  # type: ignore[method-assign]
+
+    def counting(chunk: int = 256) -> torch.Tensor:
+        builds.append(chunk)
+        return hessian(chunk)
+
+    convex.hessian = counting  # type: ignore[method-assign]
     first = gl.removal_effects(convex, test_points, solver="direct")
     again = gl.removal_effects(convex, test_points, solver="direct")
     gl.self_influence(convex, solver="direct")
@@ -278,7 +283,7 @@ def test_batched_lsqr_gives_minimum_norm_least_squares_solutions() -> None:
     for shape in ((12, 40), (40, 12)):  # under- and over-determined
         m = torch.randn(*shape, generator=gen, dtype=torch.float64)
         b = torch.randn(shape[0], 4, generator=gen, dtype=torch.float64)
-        res = S.batched_lsqr(lambda v, m=m: m @ v, lambda u, m=m: m.T @ u, b, tol=1e-12)
+        res = S.batched_lsqr(m.__matmul__, m.T.__matmul__, b, tol=1e-12)
         assert rel_err(res.x, torch.from_numpy(np.linalg.pinv(m.numpy()) @ b.numpy())) <= 1e-8
 
 
