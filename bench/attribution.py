@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import os
 import tempfile
 import threading
@@ -185,7 +186,9 @@ def pydvl_rows(model: nn.Module, train: Data, test: Data, wd: float, cg_rtols: l
     rows = [timed("pyDVL 0.10 DirectInfluence", direct, peer=True)]
     for rtol in cg_rtols:
         rows.append(
-            timed(f"pyDVL 0.10 CgInfluence block (rtol {rtol:g})", lambda r=rtol: block_cg(r), peer=True)
+            timed(
+                f"pyDVL 0.10 CgInfluence block (rtol {rtol:g})", functools.partial(block_cg, rtol), peer=True
+            )
         )
     return rows
 
