@@ -144,15 +144,22 @@ def _overlap(a: torch.Tensor, b: torch.Tensor, k: int = 10) -> float:
 
 
 # ------------------------------------------------------------------------------------ methods
-def gif_lite_rows(obj: gl.Objective, test: Data, tols: list[float], minres: bool) -> list[Row]:
-    def direct() -> torch.Tensor:
+def gif_lite_rows(
+    obj: gl.Objective, test: Data, tols: list[float], minres: bool, with_direct: bool = True
+) -> list[Row]:
+    def dense() -> torch.Tensor:
         clear_cache(obj)
         return gl.removal_effects(obj, test, solver="direct")
 
-    rows = [timed("gif_lite direct (Hessian + Cholesky)", direct)]
-    rows.append(
-        timed("gif_lite direct, factorisation cached", lambda: gl.removal_effects(obj, test, solver="direct"))
-    )
+    rows = []
+    if with_direct:
+        rows.append(timed("gif_lite direct (Hessian + Cholesky)", dense))
+        rows.append(
+            timed(
+                "gif_lite direct, factorisation cached",
+                lambda: gl.removal_effects(obj, test, solver="direct"),
+            )
+        )
     runs = [("cg", tol) for tol in tols] + ([("minres", tols[-1])] if minres else [])
     for solver, tol in runs:
         name = {"cg": "block CG", "minres": "batched MINRES"}[solver]
