@@ -174,7 +174,9 @@ def gif_lite_rows(
     return rows
 
 
-def pydvl_rows(model: nn.Module, train: Data, test: Data, wd: float, cg_rtols: list[float]) -> list[Row]:
+def pydvl_rows(
+    model: nn.Module, train: Data, test: Data, wd: float, cg_rtols: list[float], with_direct: bool = True
+) -> list[Row]:
     from pydvl.influence.torch import CgInfluence, DirectInfluence
     from torch.utils.data import DataLoader, TensorDataset
 
@@ -191,7 +193,7 @@ def pydvl_rows(model: nn.Module, train: Data, test: Data, wd: float, cg_rtols: l
         ).fit(loader)  # fmt: skip
         return m.influences(*test, *train)
 
-    rows = [timed("pyDVL 0.10 DirectInfluence", direct, peer=True)]
+    rows = [timed("pyDVL 0.10 DirectInfluence", direct, peer=True)] if with_direct else []
     for rtol in cg_rtols:
         rows.append(
             timed(
@@ -306,10 +308,8 @@ def run(kind: str, args: argparse.Namespace) -> None:
     refs = references(obj, test)
     n = len(train[0])
     if args.cg_only:  # the two block CGs side by side, nothing else
-        rows = (
-            gif_lite_rows(obj, test, args.tol, False)[2:]
-            + pydvl_rows(model, train, test, wd, args.cg_rtol)[1:]
-        )
+        rows = gif_lite_rows(obj, test, args.tol, False, with_direct=False)
+        rows += pydvl_rows(model, train, test, wd, args.cg_rtol, with_direct=False)
         table(f"{kind}: {args.n_test} x {n} influence scores, block CG only", rows, refs, n)
         return
     rows = gif_lite_rows(obj, test, args.tol, args.minres)
