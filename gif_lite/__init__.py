@@ -61,7 +61,14 @@ from .solvers import (
     minres,
     relative_residual,
 )
-from .spectrum import LanczosResult, lanczos, negative_eigenvalue_fraction, spectral_quadrature
+from .spectrum import (
+    LanczosResult,
+    lanczos,
+    negative_eigenvalue_fraction,
+    spectral_quadrature,
+    top_magnitude_eigenvalues,
+    top_magnitude_negative_share,
+)
 from .tasks import InfluenceProblem, relabel_problem, removal_problem
 from .train import (
     TINYCNN_RECIPE,
@@ -168,6 +175,8 @@ __all__ = [
     "self_influence",
     "set_flat_params",
     "spectral_quadrature",
+    "top_magnitude_eigenvalues",
+    "top_magnitude_negative_share",
     "train_lbfgs",
     "train_minibatch",
     "trainable_parameters",

@@ -86,3 +86,31 @@ def test_start_vector_and_errors() -> None:
         lanczos(lambda v: a @ v, 20, steps=3, start=torch.ones(3, dtype=torch.float64))
     with pytest.raises(ValueError, match="threshold"):
         negative_eigenvalue_fraction(lambda v: a @ v, 20, threshold=-1.0)
+
+
+def test_top_magnitude_share_matches_dense_eigh() -> None:
+    from gif_lite.spectrum import top_magnitude_eigenvalues, top_magnitude_negative_share
+
+    a, eig = _symmetric(n=120, negatives=30)
+    # the paper's metric from the dense spectrum: sort by |mu|, keep the k largest, count the negatives
+    k = 40
+    top = eig[eig.abs().argsort(descending=True)[:k]]
+    dense_share = float((top < -1e-8).double().mean())
+    values = top_magnitude_eigenvalues(lambda v: a @ v, 120, k=k, seed=0)
+    assert torch.allclose(values, top.sort().values, atol=1e-8)
+    share = top_magnitude_negative_share(lambda v: a @ v, 120, k=k, seed=0)
+    assert share == pytest.approx(dense_share, abs=1e-12)
+    # here it differs from the whole-spectrum share (30/120) since the largest |mu| are mostly positive
+    assert abs(share - 30 / 120) > 0.05
+    with pytest.raises(ValueError, match="k must"):
+        top_magnitude_negative_share(lambda v: a @ v, 120, k=120)
+
+
+def test_top_magnitude_share_on_objective_hessian(nonconvex: gl.Objective) -> None:
+    from gif_lite.spectrum import top_magnitude_negative_share
+
+    eig = torch.linalg.eigvalsh(nonconvex.hessian())
+    k = max(1, nonconvex.num_params // 3)
+    top = eig[eig.abs().argsort(descending=True)[:k]]
+    expected = float((top < -1e-8).double().mean())
+    assert top_magnitude_negative_share(nonconvex.hvp, nonconvex.num_params, k=k) == pytest.approx(expected)

@@ -55,7 +55,9 @@ __all__ = [
     "make_groups",
     "matrix_free_estimators",
     "pearson",
+    "percentile_interval",
     "retained_hessians",
+    "slope_samples",
     "spearman",
 ]
 
@@ -79,7 +81,8 @@ class Group:
 class EffectRow:
     """One group, one estimator, one ratio: predicted and actual change of the test loss.
 
-    ``ratio`` is 1.0 for IF (every parameter moves); ``subset_size`` is ``|P|``.
+    ``ratio`` is 1.0 for IF (every parameter moves); ``subset_size`` is ``|P|``; ``misfit`` is
+    ``rho(P) = ||H delta - g|| / ||g||`` on the retained objective (nan unless asked for).
     """
 
     group: int
@@ -91,6 +94,7 @@ class EffectRow:
     predicted: float
     linear: float
     actual: float
+    misfit: float = math.nan
 
 
 def make_groups(
@@ -295,6 +299,8 @@ def estimate_group_effects(
     groups: Sequence[Group],
     estimators: Mapping[str, Estimator],
     ratios: Iterable[float] = (0.05, 0.2),
+    *,
+    misfit: bool = False,
 ) -> list[EffectRow]:
     """Predicted and actual changes of the test loss for every group, estimator and ratio.
 
@@ -302,7 +308,8 @@ def estimate_group_effects(
     "IF" runs once per group with ratio 1.0, the others once per ratio on
     ``P = select(model, selection, ratio, x_U, y_U, loss_fn).subset``.  With ``setup.control`` the actual
     change is ``L_test(retrained) - L_test(control)``, else ``L_test(retrained) - L_test(model)``.
-    ``setup.model`` is left untouched.
+    ``misfit=True`` also records ``rho(P) = ||H delta - g|| / ||g||`` with ``H`` the Hessian of the
+    retained objective (one HVP on it per row).  ``setup.model`` is left untouched.
     """
     model, loss_fn, train, test = setup.model, setup.loss_fn, setup.train, setup.test
     ratios = tuple(float(r) for r in ratios)
@@ -325,6 +332,10 @@ def estimate_group_effects(
                     x_u, y_u = x_train[idx], y_train[idx]
                     subset = select(model, setup.selection, ratio, x_u, y_u, loss_fn).subset
                 delta = estimator(problem, subset).to(theta)
+                rho = math.nan
+                if misfit:
+                    g = problem.g.to(theta)
+                    rho = float((problem.objective.hvp(delta) - g).norm() / g.norm())
                 rows.append(
                     EffectRow(
                         group=k,
@@ -336,6 +347,7 @@ def estimate_group_effects(
                         predicted=_loss_at(model, theta + delta, loss_fn, test) - base,
                         linear=float(test_grad @ delta),
                         actual=actual,
+                        misfit=rho,
                     )
                 )
     return rows
@@ -395,3 +407,49 @@ def correlation_table(
         )
         table.append(record)
     return table
+
+
+def slope_samples(
+    rows: Iterable[EffectRow], use: str = "linear", n_boot: int = 2000, seed: int = 0
+) -> dict[tuple[str, float], torch.Tensor]:
+    """Bootstrap over groups of each estimator's slope (predicted on actual, through the origin).
+
+    Returns ``{(estimator, ratio): tensor of n_boot slopes}``.  Every cell is resampled with the *same*
+    draws of groups, so differences between cells (e.g. GIF's slope against PIF's) are paired.  The
+    slope of a resample is ``sum_i p_i a_i / sum_i a_i^2`` over the drawn groups ``i``.
+    """
+    if use not in ("predicted", "linear"):
+        raise ValueError(f"use must be 'predicted' or 'linear', got {use!r}")
+    if n_boot < 1:
+        raise ValueError(f"n_boot must be a positive number of resamples, got {n_boot}")
+    cells: dict[tuple[str, float], dict[int, tuple[float, float]]] = {}
+    for r in rows:
+        cells.setdefault((r.estimator, r.ratio), {})[r.group] = (getattr(r, use), r.actual)
+    if not cells:
+        raise ValueError("rows is empty: nothing to bootstrap")
+    groups = sorted(next(iter(cells.values())))
+    for key, cell in cells.items():
+        if sorted(cell) != groups:
+            raise ValueError(
+                f"cell {key} covers groups {sorted(cell)}, others cover {groups}: rows must be complete"
+            )
+    gen = torch.Generator().manual_seed(seed)
+    draws = torch.randint(0, len(groups), (n_boot, len(groups)), generator=gen)
+    out = {}
+    for key, cell in cells.items():
+        pred = torch.tensor([cell[k][0] for k in groups], dtype=torch.float64)[draws]
+        act = torch.tensor([cell[k][1] for k in groups], dtype=torch.float64)[draws]
+        out[key] = (pred * act).sum(dim=1) / (act * act).sum(dim=1)
+    return out
+
+
+def percentile_interval(samples: torch.Tensor, level: float = 0.9) -> tuple[float, float]:
+    """The central ``level`` percentile interval of bootstrap ``samples`` (nan samples ignored)."""
+    if not 0 < level < 1:
+        raise ValueError(f"level must lie strictly between 0 and 1, got {level}")
+    s = samples[~torch.isnan(samples)].double()
+    if s.numel() == 0:
+        return (math.nan, math.nan)
+    q = torch.tensor([(1 - level) / 2, (1 + level) / 2], dtype=torch.float64)
+    low, high = torch.quantile(s, q).tolist()
+    return (low, high)

@@ -7,11 +7,14 @@ fraction of each neuron's row (its fan-in weights plus its bias) that the subset
 1 for a neuron taken whole, between 0 and 1 for the partial row (or for ``random``'s scattered
 entries), 0 for a neuron left fixed.  :func:`plot_selection` draws one panel per layer: a bar per
 neuron, its height the neuron's score (or, for methods without scores, the fraction chosen), its
-colour the fraction chosen.
+colour the fraction chosen.  :func:`plot_selection_grid` draws small multiples, one compact panel per
+(method, ratio): every neuron of every layer side by side, its bar the fraction of its row in ``P``; it
+is the static stand-in for the selection chapter's interactive explorer.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import matplotlib.pyplot as plt
@@ -23,7 +26,7 @@ from matplotlib.ticker import MaxNLocator
 
 from ..selection import LayerSelection, Selection
 
-__all__ = ["neuron_fractions", "plot_selection"]
+__all__ = ["neuron_fractions", "plot_selection", "plot_selection_grid"]
 
 
 def _layer_fractions(layer: LayerSelection, chosen: torch.Tensor) -> torch.Tensor:
@@ -61,11 +64,13 @@ def plot_selection(
     axes: list[Axes] | None = None,
     cmap: str = "viridis",
     title: str | None = None,
+    colorbar: bool = True,
 ) -> Figure:
     """One bar chart per layer: a bar per neuron (height: score, or fraction chosen when the method has
     no scores), coloured by the fraction of the neuron's row in ``P`` (dark: none, bright: all).
 
-    Pass ``axes`` (one per layer with neurons) to draw into an existing figure.
+    Pass ``axes`` (one per layer with neurons) to draw into an existing figure; ``colorbar=False`` leaves
+    out the colour bar and the figure title (for several selections in one figure).
     """
     fractions = neuron_fractions(selection)
     layers = [layer for layer in selection.layers if layer.name in fractions]
@@ -96,7 +101,58 @@ def plot_selection(
         ax.set_ylabel("score" if has_scores else "fraction of row in P")
     fig_out = axes[0].figure
     assert isinstance(fig_out, Figure)
+    if not colorbar:
+        return fig_out
     mappable = plt.cm.ScalarMappable(norm=norm, cmap=colour)
     fig_out.colorbar(mappable, ax=axes, label="fraction of row in P", shrink=0.9)
     fig_out.suptitle(title or f"{selection.method}, ratio {selection.ratio:g}: |P| = {len(selection)}")
     return fig_out
+
+
+def plot_selection_grid(
+    selections: Mapping[tuple[str, float], Selection],
+    methods: Sequence[str] | None = None,
+    ratios: Sequence[float] | None = None,
+    cmap: str = "viridis",
+) -> Figure:
+    """Small multiples: a row per method, a column per ratio, one panel per ``(method, ratio)``.
+
+    A panel shows every neuron of every layer left to right (layers separated by dotted lines and named
+    in the top row), each bar the fraction of the neuron's row in ``P`` (height and colour, 0 to 1).
+    ``methods`` and ``ratios`` fix the order (default: order of first appearance in ``selections``).
+    """
+    if not selections:
+        raise ValueError("selections is empty: pass {(method, ratio): Selection}")
+    methods = list(methods) if methods is not None else list(dict.fromkeys(m for m, _ in selections))
+    ratios = list(ratios) if ratios is not None else list(dict.fromkeys(r for _, r in selections))
+    missing = [(m, r) for m in methods for r in ratios if (m, r) not in selections]
+    if missing:
+        raise ValueError(f"selections lacks {missing[:3]}: need one Selection per (method, ratio)")
+    fig, grid = plt.subplots(
+        len(methods), len(ratios), figsize=(2.9 * len(ratios) + 1.2, 1.25 * len(methods) + 0.8),
+        squeeze=False, sharex=True, sharey=True, layout="constrained",
+    )  # fmt: skip
+    colour = plt.get_cmap(cmap)
+    for i, method in enumerate(methods):
+        for j, ratio in enumerate(ratios):
+            ax = grid[i][j]
+            fractions = neuron_fractions(selections[(method, ratio)])
+            values = torch.cat(list(fractions.values())).numpy()
+            ax.bar(range(len(values)), values, width=1.0, color=colour(values), edgecolor="none")
+            start = 0
+            for name, frac in fractions.items():
+                if start > 0:
+                    ax.axvline(start - 0.5, color="gray", lw=0.6, ls=":")
+                if i == 0:
+                    ax.text(start + len(frac) / 2 - 0.5, 1.08, name, ha="center", fontsize=6)
+                start += len(frac)
+            ax.set_ylim(0, 1.2)
+            ax.set_yticks([0, 1])
+            ax.tick_params(labelsize=7)
+            if i == 0:
+                ax.set_title(f"ratio {ratio:g}", fontsize=9, pad=12)
+            if j == 0:
+                ax.set_ylabel(method.replace("_", "\n"), fontsize=8)
+            if i == len(methods) - 1:
+                ax.set_xlabel("neuron (all layers)", fontsize=8)
+    return fig

@@ -175,3 +175,41 @@ def test_retained_hessians_and_a_shared_objective() -> None:
                         selection="random")  # fmt: skip
     rows = estimate_group_effects(setup, groups, matrix_free_estimators(shared), ratios=(0.3,))
     assert len(rows) == 4 * len(groups) and all(r.actual == 0.0 for r in rows)
+
+
+def test_slope_samples_are_paired_and_centred() -> None:
+    """A cell that predicts exactly twice the actual change has slope 2 in every resample; the
+    point slope lies inside the interval; cells share their draws of groups; bad input is refused."""
+    gen = torch.Generator().manual_seed(0)
+    actual = torch.randn(25, generator=gen, dtype=torch.float64)
+    noisy = actual + 0.3 * torch.randn(25, generator=gen, dtype=torch.float64)
+    rows = [
+        EffectRow(k, "random", 10, "IF", 1.0, 4, 0.0, 2 * float(a), float(a)) for k, a in enumerate(actual)
+    ]
+    rows += [EffectRow(k, "random", 10, "GIF", 0.1, 2, 0.0, float(p), float(a)) for k, (p, a) in
+             enumerate(zip(noisy, actual))]  # fmt: skip
+    samples = fa.slope_samples(rows, use="linear", n_boot=500, seed=1)
+    assert torch.allclose(samples[("IF", 1.0)], torch.full((500,), 2.0, dtype=torch.float64))
+    point = float(noisy @ actual / (actual @ actual))
+    low, high = fa.percentile_interval(samples[("GIF", 0.1)], level=0.9)
+    assert low < point < high and high - low < 0.5
+    again = fa.slope_samples(list(reversed(rows)), use="linear", n_boot=500, seed=1)
+    assert torch.equal(again[("GIF", 0.1)], samples[("GIF", 0.1)])  # same draws, whatever the order
+    with pytest.raises(ValueError, match="complete"):
+        fa.slope_samples(rows[:-1], use="linear")
+    with pytest.raises(ValueError, match="level"):
+        fa.percentile_interval(samples[("IF", 1.0)], level=1.5)
+
+
+def test_misfit_is_zero_for_if_and_smallest_for_gif() -> None:
+    train, test, theta = _ridge()
+    groups = make_groups(train[1] > 0, n_random=2, n_same_class=1, sizes=(5, 20), seed=2)
+    setup = EffectSetup(toy.linear_model(theta), toy.half_squared_error, train, test, _ridge_retrain(train),
+                        weight_decay=WD, selection="largest_gradient_entries")  # fmt: skip
+    rows = estimate_group_effects(setup, groups, matrix_free_estimators(), ratios=(0.5,), misfit=True)
+    by = {name: [r.misfit for r in rows if r.estimator == name] for name in fa.ESTIMATORS}
+    assert max(by["IF"]) < 1e-6  # the Newton step cancels g
+    for gif, fif, pif in zip(by["GIF"], by["FIF"], by["PIF"], strict=True):
+        assert 0.0 < gif <= min(1.0, fif, pif) + 1e-9  # GIF minimises rho over updates on P; x = 0 gives 1
+    plain = estimate_group_effects(setup, groups[:1], matrix_free_estimators(), ratios=(0.5,))
+    assert all(math.isnan(r.misfit) for r in plain)

@@ -63,3 +63,23 @@ def test_plot_selection_into_given_axes_and_wrong_count(cnn) -> None:
     with pytest.raises(ValueError, match="one axis per layer"):
         plot_selection(sel, axes=list(axes[:2]))
     plt.close("all")
+
+
+def test_plot_selection_grid_one_panel_per_method_and_ratio(cnn) -> None:
+    from gif_lite.book.plots import plot_selection_grid
+
+    model, x, y = cnn
+    methods, ratios = ("highest_gradients", "random"), (0.05, 0.3)
+    sels = {(m, r): select(model, m, r, x, y, CE) for m in methods for r in ratios}
+    fig = plot_selection_grid(sels)
+    assert len(fig.axes) == 4
+    neurons = sum(len(f) for f in neuron_fractions(sels[methods[0], ratios[0]]).values())
+    for ax in fig.axes:
+        heights = [p.get_height() for p in ax.patches]
+        assert len(heights) == neurons and all(0 <= h <= 1 for h in heights)
+    plt.close(fig)
+    with pytest.raises(ValueError, match="lacks"):
+        plot_selection_grid(sels, ratios=(0.05, 0.5))
+    bare = plot_selection(sels[methods[0], ratios[0]], colorbar=False)
+    assert not bare.get_suptitle() and len(bare.axes) == 4
+    plt.close(bare)
