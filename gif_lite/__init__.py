@@ -8,6 +8,15 @@ set of boundary checks every entry point uses; its error and warning types are e
 """
 
 from . import checks
+from .attribution import (
+    ATTRIBUTION_ESTIMATORS,
+    DENSE_AUTO_LIMIT,
+    GRADIENT_MEMORY_BUDGET,
+    clear_cache,
+    example_gradients,
+    removal_effects,
+    self_influence,
+)
 from .checks import GifLiteError, GifLiteTypeError, GifLiteWarning, ModelCallError
 from .curvature import EKFAC, KFAC, CurvatureOperator, LowRank, StochasticHessian
 from .influence import (
@@ -43,7 +52,11 @@ from .solvers import (
     LEAST_SQUARES_SOLVERS,
     SQUARE_SOLVERS,
     ConvergenceWarning,
+    MatMat,
     SolveResult,
+    batched_lsqr,
+    batched_minres,
+    block_cg,
     cg,
     direct,
     landweber,
@@ -84,9 +97,12 @@ from .types import Data, Group, LossFn, MatVec, Subset
 __version__ = "0.1.0"
 
 __all__ = [
+    "ATTRIBUTION_ESTIMATORS",
     "DEFAULT_MAX_DENSE_PARAMS",
+    "DENSE_AUTO_LIMIT",
     "EKFAC",
     "ESTIMATORS",
+    "GRADIENT_MEMORY_BUDGET",
     "HVP_METHODS",
     "KFAC",
     "LEAST_SQUARES_SOLVERS",
@@ -110,6 +126,7 @@ __all__ = [
     "LayerSpec",
     "LossFn",
     "LowRank",
+    "MatMat",
     "MatVec",
     "ModelCallError",
     "Objective",
@@ -124,16 +141,21 @@ __all__ = [
     "TrainingWarning",
     "__version__",
     "apply_update",
+    "batched_lsqr",
+    "batched_minres",
+    "block_cg",
     "cg",
     "check_group",
     "check_subset",
     "check_vector",
     "checks",
+    "clear_cache",
     "count_parameters",
     "direct",
     "drop_examples",
     "embed",
     "evaluate",
+    "example_gradients",
     "flat_params",
     "frozen_influence",
     "generalized_influence",
@@ -155,6 +177,7 @@ __all__ = [
     "relabel_examples",
     "relabel_problem",
     "relative_residual",
+    "removal_effects",
     "removal_problem",
     "reset_parameters",
     "retrain_relabelled",
@@ -163,6 +186,7 @@ __all__ = [
     "second_order_relabel_influence",
     "select",
     "select_parameters",
+    "self_influence",
     "set_flat_params",
     "spectral_quadrature",
     "top_magnitude_eigenvalues",
