@@ -6,7 +6,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
-# Torch is installed only if the environment lacks it (Colab and most readers already have one).
+# Torch is installed only if the environment lacks it (Colab and most readers already have one); without
+# nvidia-smi a one-line hint points to the CPU-only build (README, "Set-up on a CPU-only machine").
 TORCH_SPEC ?= torch torchvision
 
 .PHONY: book test setup unit nbval lint typecheck book-check check-html bench clean
@@ -15,7 +16,9 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -c "import torch, torchvision" 2>/dev/null || $(BIN)/python -m pip install $(TORCH_SPEC)
+	@$(BIN)/python -c "import torch, torchvision" 2>/dev/null || { \
+	  command -v nvidia-smi >/dev/null 2>&1 || echo "No GPU found (no nvidia-smi): installing torch as '$(TORCH_SPEC)'; for the much smaller CPU-only build set TORCH_SPEC (README, 'Set-up on a CPU-only machine')."; \
+	  $(BIN)/python -m pip install $(TORCH_SPEC); }
 	$(BIN)/python -m pip install -e '.[book,test]'
 	touch $(STAMP)
 

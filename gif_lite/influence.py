@@ -22,9 +22,11 @@ from typing import Any
 
 import torch
 
+from . import checks
 from . import solvers as S
+from .curvature import CurvatureOperator
 from .objective import Objective
-from .params import check_subset, check_vector, embed
+from .params import check_subset, embed
 from .types import MatVec, Subset
 
 __all__ = [
@@ -39,6 +41,9 @@ __all__ = [
     "second_order_influence",
     "second_order_relabel_influence",
 ]
+
+#: What the estimators solve with: the exact objective or an approximate curvature operator.
+_Curvature = Objective | CurvatureOperator
 
 
 @dataclass
@@ -69,18 +74,25 @@ class InfluenceResult:
 
 # ------------------------------------------------------------------------------------ checks
 def _prepare(
-    obj: Objective, g: torch.Tensor, damping: float, solver: str, valid: tuple[str, ...]
+    obj: _Curvature,
+    g: torch.Tensor,
+    damping: float,
+    solver: str,
+    valid: tuple[str, ...],
+    tol: float | None = None,
+    max_iter: int | None = None,
+    solver_kwargs: dict[str, Any] | None = None,
 ) -> torch.Tensor:
-    if not isinstance(obj, Objective):
-        raise TypeError(f"obj must be a gif_lite.Objective, got {type(obj).__name__}")
-    if solver not in valid:
-        raise ValueError(f"unknown solver {solver!r} for this estimator; valid: {', '.join(valid)}")
-    if not (damping >= 0.0 and damping < float("inf")):
-        raise ValueError(f"damping must be a finite number >= 0, got {damping}")
-    if isinstance(g, torch.Tensor) and not g.dtype.is_floating_point:
-        raise ValueError(f"g must be a floating-point vector, got dtype {g.dtype}")
-    check_vector(g, obj.num_params, "g")
-    return g.detach().to(obj.device, obj.dtype)
+    """Check every input (see :mod:`gif_lite.checks`) and return ``g`` detached, in the objective's dtype."""
+    if not isinstance(obj, (Objective, CurvatureOperator)):
+        raise checks.GifLiteTypeError(
+            f"obj must be a gif_lite.Objective or a curvature operator, got {type(obj).__name__}"
+        )
+    checks.check_solver_options(
+        solver, valid, tol=tol, max_iter=max_iter, damping=damping, options=solver_kwargs
+    )
+    checks.check_vector(g, obj.num_params, "g", device=obj.device)
+    return g.detach().to(obj.dtype)
 
 
 def _tol(tol: float | None, g: torch.Tensor) -> float:
@@ -91,7 +103,7 @@ def _tol(tol: float | None, g: torch.Tensor) -> float:
 
 
 def _result(
-    sol: S.SolveResult, solver: str, obj: Objective, start: int, subset: torch.Tensor | None
+    sol: S.SolveResult, solver: str, obj: _Curvature, start: int, subset: torch.Tensor | None
 ) -> InfluenceResult:
     return InfluenceResult(
         delta=sol.x.detach(),
@@ -129,7 +141,7 @@ def _solve_square(
 
 # ------------------------------------------------------------------------------------ estimators
 def influence(
-    obj: Objective,
+    obj: _Curvature,
     g: torch.Tensor,
     solver: str = "minres",
     damping: float = 0.0,
@@ -138,19 +150,27 @@ def influence(
     **solver_kwargs: Any,
 ) -> InfluenceResult:
     """IF: ``delta = (H + damping I)^-1 g`` over all parameters."""
-    g = _prepare(obj, g, damping, solver, S.SQUARE_SOLVERS)
+    g = _prepare(obj, g, damping, solver, S.SQUARE_SOLVERS, tol, max_iter, solver_kwargs)
     tol = _tol(tol, g)
     start = obj.hvp_calls
 
     def dense() -> torch.Tensor:
         return obj.hessian() + damping * torch.eye(obj.num_params, dtype=g.dtype, device=g.device)
 
-    sol = _solve_square(lambda v: obj.hvp(v) + damping * v, g, dense, solver, tol, max_iter, solver_kwargs)
+    inverse = getattr(obj, "inverse_hvp", None)
+    if solver == "direct" and inverse is not None:  # a structured operator (K-FAC, low rank) inverts exactly
+        x = inverse(g, damping)
+        r = float((g - obj.hvp(x) - damping * x).norm()) / max(float(g.norm()), 1e-300)
+        sol = S.SolveResult(x, 1, r, True, [r], 1, misfit=r)
+    else:
+        sol = _solve_square(
+            lambda v: obj.hvp(v) + damping * v, g, dense, solver, tol, max_iter, solver_kwargs
+        )
     return _result(sol, solver, obj, start, None)
 
 
 def frozen_influence(
-    obj: Objective,
+    obj: _Curvature,
     g: torch.Tensor,
     subset: Subset,
     solver: str = "minres",
@@ -160,9 +180,9 @@ def frozen_influence(
     **solver_kwargs: Any,
 ) -> InfluenceResult:
     """FIF: ``delta = (H[P,P] + damping I)^-1 g[P]``, the influence of a model whose other parameters are frozen."""
-    g = _prepare(obj, g, damping, solver, S.SQUARE_SOLVERS)
+    g = _prepare(obj, g, damping, solver, S.SQUARE_SOLVERS, tol, max_iter, solver_kwargs)
     tol = _tol(tol, g)
-    p = check_subset(subset, obj.num_params).to(g.device)
+    p = checks.check_subset(subset, obj.num_params, device=g.device)
     start = obj.hvp_calls
 
     def matvec(x: torch.Tensor) -> torch.Tensor:
@@ -177,7 +197,7 @@ def frozen_influence(
 
 
 def projected_influence(
-    obj: Objective,
+    obj: _Curvature,
     g: torch.Tensor,
     subset: Subset,
     solver: str = "minres",
@@ -187,8 +207,8 @@ def projected_influence(
     **solver_kwargs: Any,
 ) -> InfluenceResult:
     """PIF: ``delta = ((H + damping I)^-1 g)[P]``, full influence restricted to the subset."""
-    _prepare(obj, g, damping, solver, S.SQUARE_SOLVERS)  # every input is checked before the solve
-    check_subset(subset, obj.num_params)
+    _prepare(obj, g, damping, solver, S.SQUARE_SOLVERS, tol, max_iter, solver_kwargs)  # all checked first
+    checks.check_subset(subset, obj.num_params, device=obj.device)
     res = influence(obj, g, solver=solver, damping=damping, tol=tol, max_iter=max_iter, **solver_kwargs)
     return project(res, subset)
 
@@ -199,13 +219,13 @@ def project(full: InfluenceResult, subset: Subset) -> InfluenceResult:
     PIF is IF restricted to ``P`` by definition, so one IF solve serves PIF at every subset.
     """
     if full.subset is not None:
-        raise ValueError("project needs an IF result over all parameters (its subset is None)")
+        raise checks.GifLiteError("project needs an IF result over all parameters (its subset is None)")
     p = check_subset(subset, full.delta.numel()).to(full.delta.device)
     return replace(full, delta=full.delta[p], subset=p)
 
 
 def generalized_influence(
-    obj: Objective,
+    obj: _Curvature,
     g: torch.Tensor,
     subset: Subset,
     solver: str = "lsqr",
@@ -219,9 +239,9 @@ def generalized_influence(
     Matrix-free: ``H[:,P] x = H (x on P)`` and ``H[:,P]^T y = (H y)[P]`` cost one HVP each, so an LSQR
     iteration costs two.  ``solver="landweber"`` runs the paper's iteration (default 200 steps).
     """
-    g = _prepare(obj, g, damping, solver, S.LEAST_SQUARES_SOLVERS)
+    g = _prepare(obj, g, damping, solver, S.LEAST_SQUARES_SOLVERS, tol, max_iter, solver_kwargs)
     tol = _tol(tol, g)
-    p = check_subset(subset, obj.num_params).to(g.device)
+    p = checks.check_subset(subset, obj.num_params, device=g.device)
     start = obj.hvp_calls
 
     def matvec(x: torch.Tensor) -> torch.Tensor:
@@ -265,12 +285,9 @@ def second_order_influence(
     The solver options (``solver``, ``damping``, ``tol``, ``max_iter``, ``solver_kwargs``) are those of
     :func:`influence` and apply to both of its solves.
     """
-    if not 0.0 < fraction < 1.0:
-        raise ValueError(f"fraction = m / n must lie in (0, 1), got {fraction}")
-    if not isinstance(group_obj, Objective) or group_obj.num_params != getattr(obj, "num_params", -1):
-        raise ValueError("group_obj must be an Objective on the same model as obj")
+    _check_groups(obj, {"group_obj": group_obj}, fraction)
     if group_obj.weight_decay != obj.weight_decay:
-        raise ValueError("group_obj must use the same weight_decay as obj (g_U and H_U include it)")
+        raise checks.GifLiteError("group_obj must use the same weight_decay as obj (g_U and H_U include it)")
     solve: dict[str, Any] = {
         "solver": solver,
         "damping": damping,
@@ -285,6 +302,33 @@ def second_order_influence(
     correction = group_obj.hvp(x1) - obj.hvp(x1) - damping * x1
     second = influence(obj, correction, **solve)
     return _two_solves(first, second, q * x1 + q * q * second.delta)
+
+
+def _check_groups(obj: Objective, groups: dict[str, Objective], fraction: float) -> None:
+    """Group objectives on the very model of ``obj``, and ``fraction`` in (0, 1), equal to ``m / n`` when ``obj``
+    holds the full data (at least ``m / fraction`` examples; fewer means a subsampled Hessian, not checked)."""
+    if not isinstance(obj, Objective):
+        raise checks.GifLiteTypeError(f"obj must be a gif_lite.Objective, got {type(obj).__name__}")
+    fraction = checks.check_finite_number(fraction, "fraction", low=0.0, low_open=True)
+    if not fraction < 1.0:
+        raise checks.GifLiteError(f"fraction = m / n must lie in (0, 1), got {fraction}")
+    for name, group in groups.items():
+        if not isinstance(group, Objective):
+            raise checks.GifLiteTypeError(f"{name} must be a gif_lite.Objective, got {type(group).__name__}")
+        if len(group.params) != len(obj.params) or any(a is not b for a, b in zip(group.params, obj.params)):
+            raise checks.GifLiteError(
+                f"{name} must be an Objective on the same model as obj (the same parameter tensors); build "
+                f"it with obj.model"
+            )
+        m, n = group.num_examples, obj.num_examples
+        # obj may be a subsample of the training data (a Hessian estimated on fewer examples than the n
+        # behind fraction = m / n); when it holds at least m / fraction examples it is the full data,
+        # and then fraction must be m / n (e.g. not m / (n - m))
+        if n >= m / fraction * (1 - 1e-9) and not math.isclose(fraction, m / n, rel_tol=1e-6):
+            raise checks.GifLiteError(
+                f"fraction={fraction:g} disagrees with the data: {name} holds m={m} examples and obj n={n}, "
+                f"so fraction = m / n = {m / n:g}; pass that (obj must be the full-data objective)"
+            )
 
 
 def _two_solves(first: InfluenceResult, second: InfluenceResult, delta: torch.Tensor) -> InfluenceResult:
@@ -326,14 +370,21 @@ def second_order_relabel_influence(
     The first term is the first-order influence, the second the correction of order ``p^2``.
     ``damping`` adds ``damping * I`` to ``H`` in both solves; ``solver``, ``tol``, ``max_iter`` and
     ``solver_kwargs`` go to both :func:`influence` solves, as for the other estimators.
+
+    This is the whole ``p^2`` term only for a loss that is quadratic in ``theta``.  Otherwise the
+    retrained change also carries ``-1/2 H^-1 T[delta_1, delta_1]`` (``T`` the third derivative of
+    the objective, ``delta_1 = H^-1 g``), of the same order ``p^2``, which this estimator drops.  For
+    softmax regression ``D = 0``, so the estimate equals first-order influence and its whole ``p^2``
+    error against retraining is that dropped term (tests/test_second_order_retraining.py).
     """
-    if not 0.0 < fraction < 1.0:
-        raise ValueError(f"fraction = m / n must lie in (0, 1), got {fraction}")
-    for name, group in (("old_group", old_group), ("new_group", new_group)):
-        if not isinstance(group, Objective) or group.num_params != obj.num_params:
-            raise ValueError(f"{name} must be an Objective on the same model as obj")
+    if getattr(new_group, "num_examples", None) != getattr(old_group, "num_examples", None):
+        raise checks.GifLiteError(
+            f"old_group holds {getattr(old_group, 'num_examples', None)} examples but new_group "
+            f"{getattr(new_group, 'num_examples', None)}; both must be the same relabelled group (old and new labels)"
+        )
+    _check_groups(obj, {"old_group": old_group, "new_group": new_group}, fraction)
     if new_group.weight_decay != old_group.weight_decay:
-        raise ValueError("old_group and new_group must use the same weight_decay (it cancels in D)")
+        raise checks.GifLiteError("old_group and new_group must use the same weight_decay (it cancels in D)")
     solve: dict[str, Any] = {
         "solver": solver,
         "damping": damping,
@@ -385,11 +436,11 @@ class Estimators:
     ) -> InfluenceResult:
         """The estimate of ``name`` (one of :data:`ESTIMATORS`); FIF, PIF and GIF need ``subset``."""
         if name not in ESTIMATORS:
-            raise ValueError(f"unknown estimator {name!r}; valid: {', '.join(ESTIMATORS)}")
+            raise checks.GifLiteError(f"unknown estimator {name!r}; valid: {', '.join(ESTIMATORS)}")
         if name == "IF":
             return self.full_solve(obj, g)
         if subset is None:
-            raise ValueError(
+            raise checks.GifLiteError(
                 f"{name} needs a parameter subset P; IF is the only estimator over all parameters"
             )
         if name == "PIF":

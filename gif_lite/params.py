@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from . import checks
+
 __all__ = [
     "ParamLayout",
     "apply_update",
@@ -105,49 +107,23 @@ def param_layout(model: nn.Module) -> ParamLayout:
 
 def flat_params(model: nn.Module) -> torch.Tensor:
     """theta: a detached copy of all trainable parameters as one vector."""
+    checks.check_model(model)
     return torch.cat([p.detach().reshape(-1) for p in trainable_parameters(model)])
 
 
 def check_subset(subset: torch.Tensor | Sequence[int], num_params: int) -> torch.Tensor:
-    """Validate a parameter subset P and return it as a sorted unique int64 tensor.
+    """Validate a parameter subset P: sorted ascending, unique, in ``[0, num_params)``, non-empty.
 
-    Raises ``ValueError`` naming the problem: not integer, not 1-D, empty, out of range, duplicated.
+    A boolean mask of length ``num_params`` (or a :class:`~gif_lite.selection.Selection`) is accepted.
+    Raises :class:`~gif_lite.checks.GifLiteError` naming the problem; an unsorted subset is refused, never
+    sorted silently (values paired with it would be mis-assigned).
     """
-    if not isinstance(subset, torch.Tensor):
-        try:
-            subset = torch.as_tensor(list(subset))
-        except (TypeError, ValueError, RuntimeError) as e:
-            raise ValueError(
-                f"subset must be a 1-D tensor of integer indices, got {type(subset).__name__}"
-            ) from e
-    if subset.dtype.is_floating_point or subset.dtype.is_complex or subset.dtype == torch.bool:
-        raise ValueError(
-            f"subset must hold integer indices, got dtype {subset.dtype}; "
-            "a boolean mask m converts with m.nonzero().flatten()"
-        )
-    if subset.dim() != 1:
-        raise ValueError(f"subset must be 1-D, got shape {tuple(subset.shape)}")
-    if subset.numel() == 0:
-        raise ValueError("subset is empty: choose at least one parameter (see gif_lite.select)")
-    subset = subset.to(device="cpu", dtype=torch.long)
-    lo, hi = int(subset.min()), int(subset.max())
-    if lo < 0 or hi >= num_params:
-        raise ValueError(f"subset indices must lie in [0, {num_params}), got range [{lo}, {hi}]")
-    unique = torch.unique(subset)  # sorted
-    if unique.numel() != subset.numel():
-        raise ValueError(
-            f"subset holds {subset.numel() - unique.numel()} duplicated indices; pass unique indices"
-        )
-    return unique
+    return checks.check_subset(subset, num_params)
 
 
 def check_vector(vec: torch.Tensor, num_params: int, name: str) -> None:
-    """Raise ValueError unless ``vec`` is a finite 1-D tensor of ``num_params`` entries (``name`` in the message)."""
-    if not isinstance(vec, torch.Tensor) or vec.dim() != 1 or vec.numel() != num_params:
-        shape = tuple(vec.shape) if isinstance(vec, torch.Tensor) else type(vec).__name__
-        raise ValueError(f"{name} must be a flat vector of length {num_params}, got {shape}")
-    if not torch.isfinite(vec).all():
-        raise ValueError(f"{name} holds NaN or infinite entries")
+    """A flat, finite, floating vector of length ``num_params`` (see :func:`gif_lite.checks.check_vector`)."""
+    checks.check_vector(vec, num_params, name)
 
 
 def embed(delta: torch.Tensor, subset: torch.Tensor, num_params: int) -> torch.Tensor:
@@ -163,30 +139,12 @@ def embed(delta: torch.Tensor, subset: torch.Tensor, num_params: int) -> torch.T
 def check_group(group: torch.Tensor | Sequence[int], n: int, *, allow_empty: bool = False) -> torch.Tensor:
     """Validate a group of example indices into ``n`` examples; return it as a 1-D int64 tensor.
 
-    The one rule for groups: 1-D integer indices in ``[0, n)`` without duplicates (kept in the caller's
-    order), or a boolean mask of shape ``(n,)`` (its ``True`` positions, ascending).  Empty groups are
-    refused unless ``allow_empty``.  Raises ``ValueError`` naming the problem.
+    The one rule for groups (:func:`gif_lite.checks.check_group`): 1-D integer indices in ``[0, n)``
+    without duplicates (kept in the caller's order), or a boolean mask of shape ``(n,)`` (its ``True``
+    positions, ascending); a ``set`` is taken sorted.  Empty groups are refused unless ``allow_empty``.
+    Raises :class:`~gif_lite.checks.GifLiteError` naming the problem.
     """
-    group = torch.as_tensor(group)
-    if group.dtype == torch.bool:
-        if group.shape != (n,):
-            raise ValueError(f"a boolean group mask must have shape ({n},), got {tuple(group.shape)}")
-        group = group.nonzero().flatten()
-    if group.dtype.is_floating_point or group.dtype.is_complex or group.dim() != 1:
-        raise ValueError(
-            f"group must be a 1-D tensor of integer example indices (or a boolean mask of shape ({n},)), "
-            f"got {group.dtype} {tuple(group.shape)}"
-        )
-    if group.numel() == 0:
-        if not allow_empty:
-            raise ValueError("group is empty: nothing to remove or relabel")
-        return group.long()
-    group = group.long()
-    if int(group.min()) < 0 or int(group.max()) >= n:
-        raise ValueError(f"group indices must lie in [0, {n}), got [{int(group.min())}, {int(group.max())}]")
-    if torch.unique(group).numel() != group.numel():
-        raise ValueError("group holds duplicated example indices")
-    return group
+    return checks.check_group(group, n, allow_all=True, allow_empty=allow_empty)
 
 
 def keep_mask(group: torch.Tensor, n: int, device: torch.device | str | None = None) -> torch.Tensor:
@@ -198,9 +156,10 @@ def keep_mask(group: torch.Tensor, n: int, device: torch.device | str | None = N
 
 def set_flat_params(model: nn.Module, theta: torch.Tensor) -> None:
     """Write a flat vector into the model's trainable parameters (in place, no autograd)."""
+    checks.check_model(model)
     params = trainable_parameters(model)
-    check_vector(theta, sum(p.numel() for p in params), "theta")
-    with torch.no_grad():
+    checks.check_vector(theta, sum(p.numel() for p in params), "theta", device=params[0].device)
+    with checks.atomic(model), torch.no_grad():
         start = 0
         for p in params:
             p.copy_(theta[start : start + p.numel()].view_as(p))
@@ -212,14 +171,25 @@ def apply_update(
 ) -> None:
     """theta[P] += scale * delta (theta += scale * delta when ``subset`` is None).
 
+    ``subset`` must be sorted ascending (``delta[i]`` belongs to ``subset[i]``); ``delta`` on the model's device.
+
     All inputs are validated before anything is written, so a failed call leaves the model unchanged.
     """
     theta = flat_params(model)
+    scale = checks.check_finite_number(scale, "scale")
     if subset is None:
-        check_vector(delta, theta.numel(), "delta")
+        checks.check_vector(delta, theta.numel(), "delta", device=theta.device)
         full = delta
     else:
-        subset = check_subset(subset, theta.numel())
-        check_vector(delta, subset.numel(), "delta (one entry per index of the subset)")
+        subset = checks.check_subset(subset, theta.numel(), device=theta.device)
+        checks.check_vector(
+            delta, subset.numel(), "delta (one entry per index of the subset)", device=theta.device
+        )
         full = embed(delta.to(theta), subset, theta.numel())
-    set_flat_params(model, theta + scale * full.to(theta))
+    new = theta + scale * full.to(theta)
+    if not bool(torch.isfinite(new).all()):
+        raise checks.GifLiteError(
+            f"theta + scale * delta overflows {theta.dtype} (scale={scale:g}, max |delta| = "
+            f"{float(delta.abs().max()):.3g}); use a smaller scale"
+        )
+    set_flat_params(model, new)

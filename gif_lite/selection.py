@@ -31,7 +31,8 @@ Methods (``SELECTION_METHODS``):
   ``|d loss / d theta|`` over all ``n`` trainable parameters (not per layer, not neuron-wise).
 
 Ties rank the lower neuron (or flat) index first.  Random draws use ``generator``, or a fresh
-``torch.Generator`` seeded 0 when it is ``None``, so every call is reproducible.
+``torch.Generator`` seeded 0 when it is ``None`` (an int seeds a fresh one), so every call is
+reproducible.
 
 Differences from the paper's code (github.com/hslyu/GIF, ``src/selection``): flat offsets come from
 the identity of each layer's weight and bias among the trainable parameters, not from a walk over
@@ -61,6 +62,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from . import checks
 from .params import count_parameters, param_layout, trainable_parameters
 from .types import LossFn
 
@@ -198,7 +200,7 @@ def _candidate_layers(model: nn.Module, offsets: dict[int, int]) -> list[_Layer]
         has_bias = bias is not None and id(bias) in offsets
         for p in (module.weight, bias) if has_bias else (module.weight,):
             if id(p) in owner:
-                raise ValueError(
+                raise checks.GifLiteError(
                     f"layers {owner[id(p)]!r} and {name!r} share a parameter; neuron-wise budgets would "
                     "count it twice: pass layers=[...] naming only one of them"
                 )
@@ -215,7 +217,9 @@ def _candidate_layers(model: nn.Module, offsets: dict[int, int]) -> list[_Layer]
             )
         )
     if not layers:
-        raise ValueError("model has no Linear or Conv2d layer with trainable weights; nothing to select")
+        raise checks.GifLiteError(
+            "model has no Linear or Conv2d layer with trainable weights; nothing to select"
+        )
     return layers
 
 
@@ -225,7 +229,7 @@ def _filter_layers(layers: list[_Layer], spec: Iterable[LayerSpec] | LayerSpec |
         return layers
     items: list[LayerSpec] = [spec] if isinstance(spec, str | type) else list(spec)
     if not items:
-        raise ValueError("layers is empty; pass None to select from every Linear/Conv2d layer")
+        raise checks.GifLiteError("layers is empty; pass None to select from every Linear/Conv2d layer")
     keep: set[str] = set()
     for item in items:
         if isinstance(item, type):
@@ -233,9 +237,9 @@ def _filter_layers(layers: list[_Layer], spec: Iterable[LayerSpec] | LayerSpec |
         elif isinstance(item, str):
             hit = {l.name for l in layers if l.name == item or l.name.startswith(item + ".")}
         else:
-            raise ValueError(f"layers entries must be layer names or module types, got {item!r}")
+            raise checks.GifLiteError(f"layers entries must be layer names or module types, got {item!r}")
         if not hit:
-            raise ValueError(
+            raise checks.GifLiteError(
                 f"layers entry {item!r} matches no Linear/Conv2d layer with trainable weights; "
                 f"available: {[l.name for l in layers]}"
             )
@@ -298,7 +302,7 @@ class _Accumulator:
         """Per-layer ``|sum / count|`` on the CPU; refuses layers the forward never called."""
         missing = [l.name for l in layers if l.name not in self.counts]
         if missing:
-            raise ValueError(
+            raise checks.GifLiteError(
                 f"layers {missing} were not called by model(inputs), so they have no score; "
                 "pass layers=[...] naming only layers that the forward calls"
             )
@@ -347,18 +351,14 @@ def _warn_if_stochastic(model: nn.Module) -> None:
 def _scalar_loss(
     model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, loss_fn: LossFn
 ) -> torch.Tensor:
-    loss = loss_fn(model(inputs), targets)
-    if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
-        shape = tuple(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__
-        raise ValueError(f"loss_fn must return a scalar (use reduction='mean'), got {shape}")
-    return loss.reshape(())
+    return checks.check_loss_value(loss_fn(checks.run_forward(model, inputs, "inputs"), targets))
 
 
 def _output_scores(model: nn.Module, layers: list[_Layer], inputs: torch.Tensor) -> dict[str, torch.Tensor]:
     """s_o = |mean y_o| from one no-grad forward."""
     acc = _Accumulator()
     with _preserved(model), _forward_hooks(layers, acc.output_hook), torch.no_grad():
-        model(inputs)
+        checks.run_forward(model, inputs, "inputs")
     return acc.means(layers)
 
 
@@ -441,7 +441,7 @@ def _neuronwise(
         rest = order[k:]
         need = k + (rem > 0)
         if need > rest.numel():
-            raise ValueError(
+            raise checks.GifLiteError(
                 f"{method!r} at ratio {ratio} needs {need} neurons of layer {layer.name!r} outside its "
                 f"top {k}, but only {rest.numel()} remain; use ratio <= 0.5"
             )
@@ -482,6 +482,10 @@ def _largest_gradient_entries(
         [(torch.zeros_like(p) if g is None else g).reshape(-1) for p, g in zip(params, grads, strict=True)]
     )
     flat = flat.detach().abs().cpu()
+    if torch.isnan(flat).any():
+        raise checks.GifLiteError(
+            "the loss gradient holds NaN entries, which cannot be ranked; check the model and inputs for NaN"
+        )
     if layers is None:
         pool = torch.arange(flat.numel())
     else:
@@ -532,23 +536,27 @@ def _module_records(
 
 def _check_ratio(ratio: float) -> float:
     if isinstance(ratio, bool) or not isinstance(ratio, int | float):
-        raise ValueError(f"ratio must be a number in (0, 1], got {ratio!r}")
+        raise checks.GifLiteError(f"ratio must be a number in (0, 1], got {ratio!r}")
     r = float(ratio)
     if not (math.isfinite(r) and 0.0 < r <= 1.0):
-        raise ValueError(f"ratio must be in (0, 1], got {ratio}")
+        raise checks.GifLiteError(f"ratio must be in (0, 1], got {ratio}")
     return r
 
 
 def _check_method(method: str) -> None:
     if method not in SELECTION_METHODS:
-        raise ValueError(f"unknown method {method!r}; valid: {', '.join(SELECTION_METHODS)}")
+        raise checks.GifLiteError(f"unknown method {method!r}; valid: {', '.join(SELECTION_METHODS)}")
 
 
 def _check_inputs(inputs: Any) -> torch.Tensor:
     if not isinstance(inputs, torch.Tensor):
-        raise ValueError(f"inputs must be a tensor of examples, got {type(inputs).__name__}")
+        raise checks.GifLiteTypeError(f"inputs must be a tensor of examples, got {type(inputs).__name__}")
     if inputs.numel() == 0 or (inputs.dim() > 0 and inputs.shape[0] == 0):
-        raise ValueError(f"inputs is empty (shape {tuple(inputs.shape)}); pass the examples to score")
+        raise checks.GifLiteError(
+            f"inputs is empty (shape {tuple(inputs.shape)}); pass the examples to score"
+        )
+    if inputs.is_floating_point() and not bool(torch.isfinite(inputs).all()):
+        raise checks.GifLiteError("inputs hold NaN or infinite values; clean them before selecting")
     return inputs
 
 
@@ -556,11 +564,14 @@ def _check_targets(
     method: str, inputs: torch.Tensor, targets: Any, loss_fn: Any
 ) -> tuple[torch.Tensor, LossFn]:
     if targets is None or loss_fn is None:
-        raise ValueError(f"{method!r} needs targets and loss_fn (e.g. torch.nn.CrossEntropyLoss())")
+        raise checks.GifLiteError(f"{method!r} needs targets and loss_fn (e.g. torch.nn.CrossEntropyLoss())")
     if not isinstance(targets, torch.Tensor):
-        raise ValueError(f"targets must be a tensor, got {type(targets).__name__}")
+        raise checks.GifLiteTypeError(f"targets must be a tensor, got {type(targets).__name__}")
+    checks.check_loss_fn(loss_fn)
     if inputs.dim() > 0 and targets.dim() > 0 and targets.shape[0] != inputs.shape[0]:
-        raise ValueError(f"targets has {targets.shape[0]} entries but inputs has {inputs.shape[0]} examples")
+        raise checks.GifLiteError(
+            f"targets has {targets.shape[0]} entries but inputs has {inputs.shape[0]} examples"
+        )
     return targets, loss_fn
 
 
@@ -571,7 +582,7 @@ def select(
     inputs: torch.Tensor | None,
     targets: torch.Tensor | None = None,
     loss_fn: LossFn | None = None,
-    generator: torch.Generator | None = None,
+    generator: torch.Generator | int | None = None,
     layers: Iterable[LayerSpec] | LayerSpec | None = None,
 ) -> Selection:
     """Choose about ``ratio`` of the parameters of ``model`` by ``method`` (see the module docstring).
@@ -583,8 +594,10 @@ def select(
     Raises ``ValueError`` on a bad ratio, method, inputs, missing targets/loss_fn, a model without
     Linear/Conv2d layers, or a ratio that selects nothing.
     """
+    checks.check_model(model, trainable=False)
     _check_method(method)
     ratio = _check_ratio(ratio)
+    generator = checks.check_generator(generator)
     offsets = _flat_offsets(model)
     num_params = param_layout(model).num_params
     candidates = _filter_layers(_candidate_layers(model, offsets), layers)
@@ -609,7 +622,7 @@ def select(
         scores = _gradient_scores(model, candidates, x, t, fn)
     for name, s in scores.items():
         if torch.isnan(s).any():
-            raise ValueError(f"layer {name!r} has NaN scores; check the model and inputs for NaN")
+            raise checks.GifLiteError(f"layer {name!r} has NaN scores; check the model and inputs for NaN")
     picked = [_neuronwise(l, scores[l.name], ratio, method, gen) for l in candidates]
     return _finish(torch.cat([i for i, _ in picked]), method, ratio, num_params, tuple(r for _, r in picked))
 
@@ -618,7 +631,7 @@ def _finish(
     idx: torch.Tensor, method: str, ratio: float, num_params: int, records: tuple[LayerSelection, ...]
 ) -> Selection:
     if idx.numel() == 0:
-        raise ValueError(
+        raise checks.GifLiteError(
             f"ratio {ratio} selects no parameter (int(ratio * size) is 0 for every layer); raise ratio"
         )
     subset = torch.unique(idx.to(torch.long))  # sorted

@@ -15,17 +15,23 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
 
+from . import checks
 from .types import MatVec
 
 __all__ = [
     "LEAST_SQUARES_SOLVERS",
     "SQUARE_SOLVERS",
     "ConvergenceWarning",
+    "MatMat",
     "SolveResult",
+    "batched_lsqr",
+    "batched_minres",
+    "block_cg",
     "cg",
     "direct",
     "landweber",
@@ -35,6 +41,8 @@ __all__ = [
     "relative_residual",
 ]
 
+#: ``A @ V`` for a block ``V`` of column vectors (``n x s``): one batched product for all ``s`` columns.
+MatMat = Callable[[torch.Tensor], torch.Tensor]
 
 SQUARE_SOLVERS = ("direct", "cg", "minres", "lissa", "lsqr", "landweber")
 LEAST_SQUARES_SOLVERS = ("direct", "lsqr", "landweber")
@@ -106,17 +114,15 @@ def _finish(name: str, result: SolveResult, tol: float, hint: str = "") -> Solve
 
 
 def _check_tol(tol: float, max_iter: int) -> None:
-    if not tol > 0:
-        raise ValueError(f"tol must be > 0, got {tol}")
-    if max_iter < 1:
-        raise ValueError(f"max_iter must be >= 1, got {max_iter}")
+    checks.check_finite_number(tol, "tol", low=0.0, low_open=True)
+    checks.check_max_iter(max_iter)
 
 
 def _start(
     b: torch.Tensor, tol: float, max_iter: int | None, default_iter: int
 ) -> tuple[int, float, SolveResult | None]:
     """An iterative square solve's start: its ``max_iter``, ``||b||``, and the answer ``x = 0`` when ``b = 0``."""
-    max_iter = max_iter or default_iter
+    max_iter = default_iter if max_iter is None else max_iter  # 0 is refused, never the default
     _check_tol(tol, max_iter)
     bnorm = float(b.norm())
     done = SolveResult(torch.zeros_like(b), 0, 0.0, True, [0.0], misfit=0.0) if bnorm == 0 else None
@@ -135,7 +141,7 @@ def direct(a: torch.Tensor, b: torch.Tensor, least_squares: bool = False) -> Sol
         try:
             x = torch.linalg.solve(a, b)
         except RuntimeError as e:  # singular
-            raise ValueError(
+            raise checks.GifLiteError(
                 "the matrix is singular, so the system has no unique solution; add damping, or use "
                 "generalized_influence (least squares) instead"
             ) from e
@@ -242,7 +248,7 @@ def lissa(
         lam, extra = _power_iteration(matvec, b, 20)
         scale = 1.1 * lam
     if not scale > 0:
-        raise ValueError(f"lissa needs scale > 0 (above half the largest eigenvalue), got {scale}")
+        raise checks.GifLiteError(f"lissa needs scale > 0 (above half the largest eigenvalue), got {scale}")
     y = b.clone()  # y_j = scale * x_j
     history, it, hint = [], 0, ""
     while it < max_iter:
@@ -298,6 +304,7 @@ def lsqr(
     guarantees; for GIF, where ``len(x) = |P|`` is small, keeping them is cheap and restores that bound.
     ``None`` turns it on when ``len(x) <= 20,000``.
     """
+    _check_tol(tol, 1 if max_iter is None else max_iter)
     beta = float(b.norm())
     u = b / beta if beta > 0 else b.clone()
     v = rmatvec(u)
@@ -305,7 +312,7 @@ def lsqr(
     matvecs = 1
     if beta == 0 or alpha == 0:  # b = 0, or b orthogonal to range(A): x = 0 is optimal
         return SolveResult(torch.zeros_like(v), 0, 0.0, True, [0.0], matvecs, misfit=1.0 if beta > 0 else 0.0)
-    max_iter = max_iter or 10 * v.numel()
+    max_iter = 10 * v.numel() if max_iter is None else max_iter
     _check_tol(tol, max_iter)
     v = v / alpha
     keep = reorthogonalize if reorthogonalize is not None else v.numel() <= 20_000
@@ -369,7 +376,9 @@ def landweber(
     ``converged`` reports whether the true relative residual met ``tol``, not the paper's step test.
     """
     _check_tol(tol, max_iter)
-    c = float(normalizer)
+    c = checks.check_finite_number(normalizer, "normalizer", low=0.0, low_open=True)
+    checks.check_finite_number(normalizer_step, "normalizer_step", low=0.0, low_open=True)
+    checks.check_finite_number(step_tol, "step_tol", low=0.0)
     matvecs, restarts = 0, 0
     while True:
         x0 = rmatvec(b) / c**2
@@ -399,3 +408,205 @@ def landweber(
     res, misfit = _least_squares_check(matvec, rmatvec, b, x, float(x0.norm()) * c**2)
     note = f"(paper's iteration; normalizer {c:g} after {restarts} restarts)"
     return _finish("landweber", SolveResult(x, it, res, res <= tol, history, matvecs + 2, misfit), tol, note)
+
+
+# ---------------------------------------------------------------------------------------- many right-hand sides
+# ``block_cg``, ``batched_minres`` and ``batched_lsqr`` solve for a block ``B`` (n x s) of right-hand sides
+# at once; each iteration multiplies ``A`` by one block (``matmat``), which costs far less than ``s``
+# separate products (one backward pass for the block).  ``residual`` is the largest relative residual
+# over the columns, ``matvecs`` counts single-vector products (a block of r columns counts r).
+
+
+def _as_block(b: torch.Tensor, name: str = "b") -> torch.Tensor:
+    if b.dim() != 2:
+        raise ValueError(
+            f"{name} must be a 2-D block of right-hand sides (n x s), got shape {tuple(b.shape)}"
+        )
+    return b
+
+
+def _column_scale(b: torch.Tensor) -> torch.Tensor:
+    norms = b.norm(dim=0)
+    return torch.where(norms > 0, norms, torch.ones_like(norms))
+
+
+def _orthonormal(z: torch.Tensor) -> torch.Tensor:
+    """An orthonormal basis of the columns of ``z`` (each normalised first), dropping numerically dependent ones."""
+    norms = z.norm(dim=0)
+    z = z[:, norms > 0] / norms[norms > 0]
+    if z.shape[1] == 0:
+        return z
+    u, sv, _ = torch.linalg.svd(z, full_matrices=False)
+    return u[:, sv > sv[0] * math.sqrt(torch.finfo(z.dtype).eps)]
+
+
+def block_cg(
+    matmat: MatMat, b: torch.Tensor, *, tol: float = 1e-8, max_iter: int | None = None
+) -> SolveResult:
+    """Block conjugate gradients (O'Leary 1980) for symmetric positive definite ``A`` and ``A X = B``.
+
+    All columns share one block Krylov space ``span{B, AB, A^2 B, ...}``: each iteration multiplies ``A`` by
+    a block ``P`` of search directions and gives every column the best ``A``-norm update from it,
+    ``alpha = (P^T A P)^-1 P^T R``; the next block is the remaining residuals made ``A``-conjugate to ``P``,
+    ``P' = orth(R - P (P^T A P)^-1 (A P)^T R)``.  With ``s`` columns, exact arithmetic needs at most about
+    ``n / s`` iterations.  Converged columns and numerically dependent directions are dropped from the next
+    block (deflation), so the block shrinks as columns converge.
+    """
+    b = _as_block(b)
+    n = b.shape[0]
+    max_iter = max_iter or 10 * n
+    _check_tol(tol, max_iter)
+    scale = _column_scale(b)
+    x, r = torch.zeros_like(b), b.clone()
+    rel = r.norm(dim=0) / scale
+    p = _orthonormal(r[:, rel > tol])
+    history, it, products, hint = [float(rel.max())], 0, 0, ""
+    while it < max_iter and p.shape[1] > 0:
+        q = matmat(p)
+        products += p.shape[1]
+        ptq = 0.5 * (p.T @ q + q.T @ p)
+        chol, info = torch.linalg.cholesky_ex(ptq)
+        if int(info) != 0:
+            hint = "block CG met non-positive curvature: the matrix is not positive definite; use 'minres'."
+            break
+        alpha = torch.cholesky_solve(p.T @ r, chol)
+        x += p @ alpha
+        r -= q @ alpha
+        it += 1
+        rel = r.norm(dim=0) / scale
+        history.append(float(rel.max()))
+        active = rel > tol
+        if not bool(active.any()):
+            break
+        z = r[:, active]
+        p = _orthonormal(z - p @ torch.cholesky_solve(q.T @ z, chol))
+    res = float(((b - matmat(x)).norm(dim=0) / scale).max())
+    result = SolveResult(x, it, res, res <= tol, history, products + b.shape[1])
+    return _finish("block_cg", result, tol, hint)
+
+
+def batched_minres(
+    matmat: MatMat, b: torch.Tensor, *, tol: float = 1e-8, max_iter: int | None = None
+) -> SolveResult:
+    """MINRES for symmetric, possibly indefinite ``A`` and every column of ``B`` (n x s) at once.
+
+    The recurrences of :func:`minres`, one Lanczos process per column (the scalars become length-``s``
+    vectors), with one batched product ``A V`` per iteration over the columns not yet converged.  Each
+    column gets exactly the iterate the single-vector solver would give it.
+    """
+    b = _as_block(b)
+    n, s = b.shape
+    max_iter = max_iter or 10 * n
+    _check_tol(tol, max_iter)
+    beta1 = b.norm(dim=0)
+    scale = _column_scale(b)
+    x = torch.zeros_like(b)
+    v_prev, v = torch.zeros_like(b), b / scale
+    w_prev2, w_prev = torch.zeros_like(b), torch.zeros_like(b)
+    beta, eta = beta1.clone(), beta1.clone()
+    ones, zeros = torch.ones_like(beta1), torch.zeros_like(beta1)
+    c_prev2, c_prev, s_prev2, s_prev = ones.clone(), ones.clone(), zeros.clone(), zeros.clone()
+    active = beta1 > 0
+    history, it, products = [float((beta1 / scale).max())], 0, 0
+    while it < max_iter and bool(active.any()):
+        idx = active.nonzero().squeeze(1)
+        p = torch.zeros_like(b)
+        p[:, idx] = matmat(v[:, idx])
+        products += idx.numel()
+        alpha = (v * p).sum(0)
+        p = p - alpha * v - beta * v_prev
+        beta_next = p.norm(dim=0)
+        eps = s_prev2 * beta
+        delta_bar = c_prev2 * beta
+        delta = c_prev * delta_bar + s_prev * alpha
+        gamma_bar = -s_prev * delta_bar + c_prev * alpha
+        gamma = torch.hypot(gamma_bar, beta_next)
+        ok = active & (gamma > 0)
+        g_safe = torch.where(ok, gamma, ones)
+        c, sn = torch.where(ok, gamma_bar / g_safe, ones), torch.where(ok, beta_next / g_safe, zeros)
+        w = torch.where(ok, (v - delta * w_prev - eps * w_prev2) / g_safe, w_prev)
+        x += torch.where(ok, c * eta, zeros) * w
+        eta = torch.where(ok, -sn * eta, eta)
+        it += 1
+        rel = eta.abs() / scale
+        history.append(float(rel.max()))
+        active = ok & (rel > tol) & (beta_next > 0)
+        b_safe = torch.where(beta_next > 0, beta_next, ones)
+        v_prev, v = torch.where(active, v, v_prev), torch.where(active, p / b_safe, v)
+        w_prev2, w_prev = torch.where(active, w_prev, w_prev2), torch.where(active, w, w_prev)
+        c_prev2, c_prev = torch.where(active, c_prev, c_prev2), torch.where(active, c, c_prev)
+        s_prev2, s_prev = torch.where(active, s_prev, s_prev2), torch.where(active, sn, s_prev)
+        beta = torch.where(active, beta_next, beta)
+    res = float(((b - matmat(x)).norm(dim=0) / scale).max())
+    return _finish("batched_minres", SolveResult(x, it, res, res <= tol, history, products + s), tol)
+
+
+def batched_lsqr(
+    matmat: MatMat,
+    rmatmat: MatMat,
+    b: torch.Tensor,
+    *,
+    tol: float = 1e-8,
+    max_iter: int | None = None,
+    reorthogonalize: bool | None = None,
+) -> SolveResult:
+    """LSQR for ``min ||A x_j - b_j||`` for every column ``b_j`` of ``B`` at once (minimum-norm solutions).
+
+    The recurrences of :func:`lsqr`, one Golub-Kahan process per column, with one batched ``A V`` and one
+    batched ``A^T U`` per iteration.  ``reorthogonalize`` keeps the left vectors ``u_k`` (length
+    ``A.shape[0]``) and re-orthogonalises each new one against them; ``None`` turns it on when
+    ``A.shape[0] <= 20,000`` (cheap when the rows are few, e.g. ``H[P,:]`` in attribution under GIF).
+    ``residual`` is the largest ``||A^T r_j|| / ||A^T b_j||`` over the columns.
+    """
+    b = _as_block(b)
+    m, s = b.shape
+    beta = b.norm(dim=0)
+    ones, zeros = torch.ones_like(beta), torch.zeros_like(beta)
+    u = b / torch.where(beta > 0, beta, ones)
+    v = rmatmat(u)
+    alpha = v.norm(dim=0)
+    max_iter = max_iter or 10 * v.shape[0]
+    _check_tol(tol, max_iter)
+    v = v / torch.where(alpha > 0, alpha, ones)
+    keep = reorthogonalize if reorthogonalize is not None else m <= 20_000
+    basis = [u] if keep else []
+    w, x = v.clone(), torch.zeros_like(v)
+    phi_bar, rho_bar = beta.clone(), alpha.clone()
+    normar0 = alpha * beta
+    active = normar0 > 0
+    n_safe = torch.where(active, normar0, ones)
+    history, it, products = [1.0 if bool(active.any()) else 0.0], 0, s
+    while it < max_iter and bool(active.any()):
+        u = matmat(v) - alpha * u
+        if basis:
+            stacked = torch.stack(basis)  # [k, m, s]
+            for _ in range(2):
+                u = u - (stacked * (stacked * u).sum(1, keepdim=True)).sum(0)
+        beta = u.norm(dim=0)
+        u = u / torch.where(beta > 0, beta, ones)
+        if keep:
+            basis.append(u)
+        v = rmatmat(u) - beta * v
+        alpha = v.norm(dim=0)
+        v = v / torch.where(alpha > 0, alpha, ones)
+        products += 2 * s
+        rho = torch.hypot(rho_bar, beta)
+        r_safe = torch.where(rho > 0, rho, ones)
+        c, sn = rho_bar / r_safe, beta / r_safe
+        theta = sn * alpha
+        rho_bar = torch.where(active, -c * alpha, rho_bar)
+        phi = c * phi_bar
+        x += torch.where(active, phi / r_safe, zeros) * w
+        phi_bar = torch.where(active, sn * phi_bar, phi_bar)
+        w = torch.where(active, v - (theta / r_safe) * w, w)
+        it += 1
+        rel = torch.where(active, phi_bar * alpha * c.abs() / n_safe, zeros)
+        history.append(float(rel.max()))
+        active = active & (rel > tol) & (alpha > 0)
+    r = b - matmat(x)
+    atr, atb = rmatmat(r).norm(dim=0), rmatmat(b).norm(dim=0)
+    res = float(torch.where(atb > 0, atr / torch.where(atb > 0, atb, ones), zeros).max())
+    misfit = float((r.norm(dim=0) / _column_scale(b)).max())
+    return _finish(
+        "batched_lsqr", SolveResult(x, it, res, res <= tol, history, products + 3 * s, misfit), tol
+    )

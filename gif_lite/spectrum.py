@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from scipy.sparse.linalg import LinearOperator, eigsh
 
+from . import checks
 from .types import MatVec
 
 __all__ = [
@@ -88,17 +89,17 @@ def lanczos(
     then exact eigenvalues of ``A``).  Costs ``steps`` matvecs and O(steps * n) memory.
     """
     if n < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
+        raise checks.GifLiteError(f"n must be >= 1, got {n}")
     if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
+        raise checks.GifLiteError(f"steps must be >= 1, got {steps}")
     steps = min(steps, n)
     if start is None:
         q = _random_unit(n, seed, dtype, device)
     else:
         if start.shape != (n,):
-            raise ValueError(f"start must have shape ({n},), got {tuple(start.shape)}")
+            raise checks.GifLiteError(f"start must have shape ({n},), got {tuple(start.shape)}")
         if float(start.norm()) == 0.0:
-            raise ValueError("start must be a nonzero vector")
+            raise checks.GifLiteError("start must be a nonzero vector")
         q = (start / start.norm()).to(device=device, dtype=dtype)
     basis = torch.empty(steps, n, dtype=q.dtype, device=q.device)
     alphas: list[float] = []
@@ -141,7 +142,7 @@ def spectral_quadrature(
     the weights divided by ``probes`` so they sum to 1: ``(1/n) sum_i f(lambda_i) ~ sum_j w_j f(node_j)``.
     """
     if probes < 1:
-        raise ValueError(f"probes must be >= 1, got {probes}")
+        raise checks.GifLiteError(f"probes must be >= 1, got {probes}")
     nodes, weights = [], []
     for p in range(probes):
         res = lanczos(matvec, n, steps, seed + p, dtype=dtype, device=device)
@@ -170,7 +171,7 @@ def negative_eigenvalue_fraction(
     with the exact count (``torch.linalg.eigvalsh``) where the Hessian fits in memory.
     """
     if threshold < 0:
-        raise ValueError(f"threshold must be >= 0, got {threshold}")
+        raise checks.GifLiteError(f"threshold must be >= 0, got {threshold}")
     nodes, weights = spectral_quadrature(matvec, n, steps, probes, seed, dtype=dtype, device=device)
     return float(weights[nodes < -threshold].sum())
 
@@ -193,9 +194,11 @@ def top_magnitude_eigenvalues(
     Raises ``scipy.sparse.linalg.ArpackNoConvergence`` if ``max_iter`` restarts do not suffice.
     """
     if n < 2:
-        raise ValueError(f"n must be >= 2, got {n}")
+        raise checks.GifLiteError(f"n must be >= 2, got {n}")
     if not 1 <= k < n:
-        raise ValueError(f"k must satisfy 1 <= k < n = {n}, got {k}; for k >= n use torch.linalg.eigvalsh")
+        raise checks.GifLiteError(
+            f"k must satisfy 1 <= k < n = {n}, got {k}; for k >= n use torch.linalg.eigvalsh"
+        )
 
     def apply(x: np.ndarray) -> np.ndarray:
         flat = np.ascontiguousarray(x, dtype=np.float64).reshape(-1)
@@ -229,7 +232,7 @@ def top_magnitude_negative_share(
     eigenvalues, while the bulk near zero, where most negative eigenvalues sit, is left out.
     """
     if threshold < 0:
-        raise ValueError(f"threshold must be >= 0, got {threshold}")
+        raise checks.GifLiteError(f"threshold must be >= 0, got {threshold}")
     values = top_magnitude_eigenvalues(
         matvec, n, k, seed, tol=tol, max_iter=max_iter, dtype=dtype, device=device
     )

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
+from . import checks
 from .objective import Objective
-from .params import check_group, keep_mask
+from .params import keep_mask
 from .types import Data, Group, LossFn
 
 __all__ = ["InfluenceProblem", "relabel_problem", "removal_problem"]
@@ -34,12 +36,17 @@ class InfluenceProblem:
     group: torch.Tensor
 
 
-def _check_group(group: Group, n: int) -> torch.Tensor:
-    """:func:`~gif_lite.params.check_group` (the one rule for groups), and something must remain."""
-    group = check_group(group, n)
-    if group.numel() >= n:
-        raise ValueError("group covers every example; nothing would remain to train on")
-    return group
+def _check_group(group: Group, n: int, ordered: bool = False) -> torch.Tensor:
+    """Example indices (see :func:`gif_lite.checks.check_group`), never every example."""
+    return checks.check_group(group, n, ordered=ordered)
+
+
+def _num_classes(model: nn.Module, inputs: torch.Tensor) -> int | None:
+    """The model's number of outputs (from one example, nothing changed), when its output is 2-D."""
+    with checks.atomic(model) as state, torch.no_grad():
+        out = checks.run_forward(model, inputs[:1].to(checks.model_device(model)), "data")
+        state.restore()
+    return int(out.shape[1]) if out.dim() == 2 else None
 
 
 def removal_problem(
@@ -56,10 +63,11 @@ def removal_problem(
     With ``at_optimum=True``, ``g = (m / (n - m)) (grad L_U(theta) + weight_decay * theta)``, which needs
     only the group's gradient and equals the former when ``theta`` minimises the full objective.
     """
-    inputs, targets = data
+    checks.check_model(model)
+    inputs, targets = checks.check_data_pair(data)
     n = int(inputs.shape[0])
-    group = _check_group(group, n)
-    keep = keep_mask(group, n)
+    group = _check_group(group, n).to(inputs.device)
+    keep = keep_mask(group, n, device=inputs.device)
     retained = Objective(model, loss_fn, (inputs[keep], targets[keep]), weight_decay, **objective_kwargs)  # type: ignore[arg-type]
     if at_optimum:
         m = group.numel()
@@ -87,14 +95,13 @@ def relabel_problem(
     With ``at_optimum=True``, ``g = -(m / n) (grad L_U,new(theta) - grad L_U,old(theta))`` (mean losses on
     the group; the weight-decay terms cancel), equal to the former at the old optimum.
     """
-    inputs, targets = data
+    checks.check_model(model)
+    inputs, targets = checks.check_data_pair(data)
     n = int(inputs.shape[0])
-    group = _check_group(group, n)
-    new_labels = torch.as_tensor(new_labels).to(device=targets.device, dtype=targets.dtype)
-    if new_labels.dim() == 0:
-        new_labels = new_labels.expand(group.numel())
-    if new_labels.shape[0] != group.numel():
-        raise ValueError(f"new_labels has {new_labels.shape[0]} entries for a group of {group.numel()}")
+    per_example = isinstance(new_labels, torch.Tensor | np.ndarray | list | tuple) and np.ndim(new_labels) > 0
+    group = _check_group(group, n, ordered=per_example).to(targets.device)
+    classes = None if targets.is_floating_point() else _num_classes(model, inputs)
+    new_labels = checks.check_labels(new_labels, group.numel(), targets, "new_labels", num_classes=classes)
     relabelled = targets.clone()
     relabelled[group] = new_labels
     new_obj = Objective(model, loss_fn, (inputs, relabelled), weight_decay, **objective_kwargs)  # type: ignore[arg-type]

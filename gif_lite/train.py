@@ -32,6 +32,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from . import checks
 from .objective import Objective, l2_penalty
 from .params import check_group, flat_params, keep_mask, reset_parameters, trainable_parameters
 from .types import Data, Group, LossFn
@@ -113,16 +114,8 @@ class TrainResult:
 
 
 def _check_data(data: Data) -> Data:
-    if not (
-        isinstance(data, tuple | list) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data)
-    ):
-        raise TypeError("data must be a tuple (inputs, targets) of tensors")
-    inputs, targets = data
-    if len(inputs) != len(targets):
-        raise ValueError(f"inputs hold {len(inputs)} examples but targets {len(targets)}")
-    if len(inputs) == 0:
-        raise ValueError("data holds no examples")
-    return inputs, targets
+    """One ``(inputs, targets)`` pair (see :func:`gif_lite.checks.check_data_pair`)."""
+    return checks.check_data_pair(data, finite=False)
 
 
 def objective_value(
@@ -172,7 +165,8 @@ class _CachedObjective:
 
     def __init__(self, model: nn.Module, loss_fn: LossFn, data: Data, weight_decay: float) -> None:
         self.model, self.loss_fn, self.weight_decay = model, loss_fn, weight_decay
-        self.inputs, self.targets = data
+        device = checks.model_device(model)  # full batch: moved where the model lives once
+        self.inputs, self.targets = data[0].to(device), data[1].to(device)
         self.params = trainable_parameters(model)
         self.theta: torch.Tensor | None = None
         self.loss = torch.tensor(0.0)
@@ -281,7 +275,7 @@ def _optimizer(name: str, params: list[nn.Parameter], lr: float, momentum: float
         return torch.optim.Adam(params, lr=lr)
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=momentum)
-    raise ValueError(f"unknown optimizer {name!r}; valid: 'adam', 'sgd'")
+    raise checks.GifLiteError(f"unknown optimizer {name!r}; valid: 'adam', 'sgd'")
 
 
 def _scheduled_lr(schedule: str, lr: float, step: int, total_steps: int, epoch: int) -> float:
@@ -323,7 +317,9 @@ def train_minibatch(
     if recipe is None:
         missing = [k for k in ("epochs", "batch_size", "lr") if changes[k] is None]
         if missing:
-            raise TypeError(f"train_minibatch needs {', '.join(missing)}: pass them, or a recipe=Recipe(...)")
+            raise checks.GifLiteTypeError(
+                f"train_minibatch needs {', '.join(missing)}: pass them, or a recipe=Recipe(...)"
+            )
         recipe = Recipe(**{k: v for k, v in changes.items() if v is not None})
     else:
         recipe = recipe.but(**changes)
@@ -347,8 +343,9 @@ def _train_minibatch(
     params = trainable_parameters(model)
     opt = _optimizer(optimizer, params, lr, momentum)
     if schedule not in ("constant", "cosine", "step"):
-        raise ValueError(f"unknown schedule {schedule!r}; valid: 'constant', 'cosine', 'step'")
+        raise checks.GifLiteError(f"unknown schedule {schedule!r}; valid: 'constant', 'cosine', 'step'")
     generator = torch.Generator().manual_seed(seed)
+    device = checks.model_device(model)
     n = len(targets)
     steps_per_epoch = math.ceil(n / batch_size)
     total_steps, step = epochs * steps_per_epoch, 0
@@ -357,7 +354,8 @@ def _train_minibatch(
     model.train()
     with _bar(total_steps, f"{optimizer} training", progress) as bar:
         for epoch in range(epochs):
-            order = torch.randperm(n, generator=generator)
+            # drawn on the CPU (the same order on every device), moved once per epoch to the data
+            order = torch.randperm(n, generator=generator).to(inputs.device)
             total = 0.0
             for start in range(0, n, batch_size):
                 index = order[start : start + batch_size]
@@ -366,7 +364,8 @@ def _train_minibatch(
                         group["lr"] = _scheduled_lr(schedule, lr, step, total_steps, epoch)
                 step += 1
                 opt.zero_grad(set_to_none=True)
-                loss = loss_fn(model(inputs[index]), targets[index]) + l2_penalty(params, weight_decay)
+                xb, yb = inputs[index].to(device), targets[index].to(device)
+                loss = loss_fn(model(xb), yb) + l2_penalty(params, weight_decay)
                 loss.backward()
                 opt.step()
                 total += float(loss.detach()) * len(index)
@@ -432,13 +431,18 @@ def _per_example_losses(loss_fn: LossFn | None, outputs: torch.Tensor, targets: 
 
 @torch.no_grad()
 def predict(model: nn.Module, inputs: torch.Tensor, *, batch_size: int = 2048) -> torch.Tensor:
-    """``model(inputs)`` in eval mode, without autograd, in chunks of ``batch_size``; the mode is restored."""
-    was_training = model.training
+    """``model(inputs)`` in eval mode, without autograd, in chunks of ``batch_size`` moved to the model's
+    device; every module's own mode is restored afterwards (also a child whose mode differs from the root's)."""
+    modes = [(m, m.training) for m in model.modules()]
+    device = checks.model_device(model)
     model.eval()
     try:
-        return torch.cat([model(inputs[i : i + batch_size]) for i in range(0, len(inputs), batch_size)])
+        return torch.cat(
+            [model(inputs[i : i + batch_size].to(device)) for i in range(0, len(inputs), batch_size)]
+        )
     finally:
-        model.train(was_training)
+        for m, mode in modes:
+            m.training = mode
 
 
 @torch.no_grad()
@@ -456,6 +460,7 @@ def evaluate(
     """
     inputs, targets = _check_data(data)
     outputs = predict(model, inputs, batch_size=batch_size)
+    targets = targets.to(outputs.device)
     k = num_classes or outputs.shape[1]
     correct = (outputs.argmax(dim=1) == targets).double()
     losses = _per_example_losses(loss_fn, outputs, targets).double()
@@ -481,19 +486,22 @@ def drop_examples(data: Data, group: Group) -> Data:
     inputs, targets = _check_data(data)
     keep = keep_mask(check_group(group, len(targets), allow_empty=True), len(targets), targets.device)
     if not keep.any():
-        raise ValueError("the group holds every example; nothing would be left to train on")
-    return inputs[keep], targets[keep]
+        raise checks.GifLiteError("the group holds every example; nothing would be left to train on")
+    return inputs[keep.to(inputs.device)], targets[keep]
 
 
 def relabel_examples(data: Data, group: Group, new_labels: torch.Tensor | int) -> Data:
     """``data`` with ``targets[group] = new_labels`` (one int, or one label per entry of ``group``)."""
     inputs, targets = _check_data(data)
-    index = check_group(group, len(targets), allow_empty=True)
-    labels = torch.as_tensor(new_labels, dtype=targets.dtype)
-    if labels.dim() > 0 and labels.shape != index.shape:
-        raise ValueError(f"new_labels has shape {tuple(labels.shape)}, the group {tuple(index.shape)}")
+    per_example = (
+        isinstance(new_labels, torch.Tensor | list | tuple) and torch.as_tensor(new_labels).dim() > 0
+    )
+    index = checks.check_group(group, len(targets), allow_all=True, ordered=per_example, allow_empty=True).to(
+        targets.device
+    )
+    labels = checks.check_labels(new_labels, index.numel(), targets, "new_labels")
     relabelled = targets.clone()
-    relabelled[index.to(targets.device)] = labels.to(targets.device)
+    relabelled[index] = labels  # the caller's order: labels[i] goes to example group[i]
     return inputs, relabelled
 
 
@@ -517,7 +525,7 @@ def _run_trainer(
     elif callable(trainer):
         result = trainer(new, loss_fn, data, **train_kwargs)
     else:
-        raise ValueError(f"unknown trainer {trainer!r}; valid: 'lbfgs', 'minibatch', or a callable")
+        raise checks.GifLiteError(f"unknown trainer {trainer!r}; valid: 'lbfgs', 'minibatch', or a callable")
     return new, result
 
 

@@ -145,3 +145,32 @@ def test_the_built_wheel_holds_every_module_and_the_core_needs_only_base_depende
     ]
     out = subprocess.run([sys.executable, *pytest_args], env=bare, **run)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+
+
+def test_make_hints_at_the_cpu_build_without_a_gpu(tmp_path: Path) -> None:
+    """Without nvidia-smi, `make` says in one line how to get the CPU-only torch before installing it."""
+    import shutil
+    import subprocess
+
+    import pytest
+
+    make = shutil.which("make")
+    if make is None:
+        pytest.skip("make is not installed")
+    (tmp_path / "Makefile").write_text((ROOT / "Makefile").read_text())
+    (tmp_path / "pyproject.toml").write_text("")
+    fake = tmp_path / ".venv" / "bin" / "python"
+    fake.parent.mkdir(parents=True)
+    fake.write_text("#!/bin/sh\nexit 1\n")  # no torch, and pip 'fails': make stops after the hint
+    fake.chmod(0o755)
+    bare = tmp_path / "bin"  # a PATH with sh but without nvidia-smi
+    bare.mkdir()
+    for tool in ("sh", "echo"):
+        found = shutil.which(tool)
+        if found:
+            (bare / tool).symlink_to(found)
+    out = subprocess.run(
+        [make, "setup"], cwd=tmp_path, env={"PATH": str(bare)}, capture_output=True, text=True, timeout=60
+    )
+    hint = [line for line in out.stdout.splitlines() if "No GPU found" in line]
+    assert len(hint) == 1 and "TORCH_SPEC" in hint[0] and "CPU-only" in hint[0], out.stdout + out.stderr

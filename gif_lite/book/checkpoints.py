@@ -25,6 +25,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..checks import GifLiteError, atomic, check_model
+
 __all__ = [
     "CACHE_ENV",
     "FORMAT",
@@ -37,6 +39,7 @@ __all__ = [
 ]
 
 FORMAT = "gif_lite.checkpoint/1"
+_FIELDS = ("format", "state_dict", "config_json", "config_key", "gif_lite_version")
 CACHE_ENV = "GIF_LITE_CACHE"
 
 
@@ -103,8 +106,36 @@ def _read(path: Path) -> dict[str, Any]:
             f"checkpoints hold tensors and plain values only. Do not load files you do not trust. ({e})"
         ) from e
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a gif_lite checkpoint (expected format {FORMAT!r})")
+        raise GifLiteError(f"{path} is not a gif_lite checkpoint (expected format {FORMAT!r})")
+    missing = [k for k in _FIELDS if k not in payload]
+    if missing:
+        raise GifLiteError(
+            f"{path} is a damaged gif_lite checkpoint: it lacks the fields {missing}; save it again with "
+            "save_checkpoint"
+        )
     return payload
+
+
+def _check_fits(model: nn.Module, state: Mapping[str, torch.Tensor], path: Path) -> None:
+    """Refuse, before anything is copied, a state dict whose keys or shapes differ from the model's."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    shapes = [
+        f"{k}: {tuple(state[k].shape)} vs {tuple(own[k].shape)}"
+        for k in own
+        if k in state and isinstance(state[k], torch.Tensor) and state[k].shape != own[k].shape
+    ]
+    if missing or unexpected or shapes:
+        parts = [
+            f"missing {missing[:5]}" if missing else "",
+            f"unexpected {unexpected[:5]}" if unexpected else "",
+            f"shape mismatches (file vs model) {shapes[:5]}" if shapes else "",
+        ]
+        raise GifLiteError(
+            f"{path} holds another architecture than model ({'; '.join(p for p in parts if p)}); the model was "
+            "left unchanged. Build the model the checkpoint was saved from"
+        )
 
 
 def load_checkpoint(
@@ -113,15 +144,20 @@ def load_checkpoint(
     """Load the weights in ``path`` into ``model`` (in place, strict) and return it.
 
     With ``config``, refuse (``ValueError``) a checkpoint saved under a different configuration.
+    The checkpoint is checked against ``model`` (keys and shapes) before anything is copied, and a failed
+    load leaves ``model`` exactly as it was.
     """
+    check_model(model, trainable=False)
     path = Path(path)
     payload = _read(path)
     if config is not None and payload["config_json"] != canonical_json(dict(config)):
-        raise ValueError(
+        raise GifLiteError(
             f"{path} was saved with config {payload['config_json']}, not the requested "
             f"{canonical_json(dict(config))}; it is stale for this configuration"
         )
-    model.load_state_dict(payload["state_dict"], strict=True)
+    _check_fits(model, payload["state_dict"], path)
+    with atomic(model):  # all or nothing, even if a copy fails half-way
+        model.load_state_dict(payload["state_dict"], strict=True)
     return model
 
 

@@ -11,6 +11,11 @@ import gif_lite as gl
 from gif_lite.book.backdoor import (
     add_trigger,
     attack_success_rate,
+    f1,
+    gif_family,
+    paper_gif,
+    paper_scores,
+    paper_step_search,
     poison,
     trigger_pattern,
 )
@@ -112,3 +117,80 @@ def test_relabelling_leaves_a_linear_softmax_hessian_unchanged() -> None:
     model = nn.Linear(4, 3).double()
     old_u = gl.Objective(model, F.cross_entropy, (x, y)).hessian()
     assert torch.allclose(old_u, gl.Objective(model, F.cross_entropy, (x, (y + 1) % 3)).hessian())
+
+
+# ---------------------------------------------------------------------------------- the paper's protocol
+def test_paper_scores_are_on_training_images() -> None:
+    x, _ = _images()
+    y = torch.arange(40) % 3
+    group = torch.tensor([1, 4, 7, 10])
+    poisoned = x.clone()
+    poisoned[group] = add_trigger(x[group])
+    labels = y.clone()
+    labels[group] = 2
+    s = paper_scores(_CornerDetector(), (poisoned, labels), group, y[group], target=2)
+    assert s["corrupt"] == 1.0 and s["relabel"] == float((y[group] == 2).double().mean())
+    keep = torch.ones(40, dtype=torch.bool)
+    keep[group] = False
+    assert s["clean"] == float((labels[keep] == 0).double().mean())  # the detector says 0 on clean images
+    assert s["f1"] == pytest.approx(f1(s["relabel"], s["clean"]))
+    assert f1(0.0, 0.0) == 0.0 and f1(1.0, 0.5) == pytest.approx(2 / 3)
+
+
+def test_paper_step_search_finds_the_best_multiple_and_restores() -> None:
+    model = nn.Linear(2, 1, bias=False)
+    with torch.no_grad():
+        model.weight.zero_()
+    delta = torch.tensor([3.0, 4.0])  # unit direction (0.6, 0.8)
+
+    def score(m: nn.Module) -> float:  # best at ||w|| = 2.0
+        return -abs(float(m.weight.detach().norm()) - 2.0)
+
+    step, best, n = paper_step_search(model, delta, None, score, increment=0.3, patience=3)
+    assert step == pytest.approx(2.1) and best == pytest.approx(-0.1)
+    assert n == 7 + 3  # 0.3 ... 2.1, then three worse steps
+    assert float(model.weight.detach().abs().sum()) == 0.0
+    assert paper_step_search(model, delta, None, score, increment=0.3, max_steps=2)[0] == pytest.approx(0.6)
+    with pytest.raises(ValueError):
+        paper_step_search(model, torch.zeros(2), None, score)
+
+
+def _block(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    h = torch.randn(30, 30, generator=gen, dtype=torch.float64)
+    h = h @ h.T / 30 + torch.diag(torch.logspace(-4, 0, 30, dtype=torch.float64))
+    return h[:, :8], torch.randn(30, generator=gen, dtype=torch.float64)
+
+
+def test_gif_family_against_dense_least_squares() -> None:
+    h_p, g = _block()
+    fam = gif_family(h_p, g, iterations=(1, 8, 40), tikhonov=(0.1,))
+    exact = torch.linalg.lstsq(h_p, g.unsqueeze(1)).solution.squeeze(1)
+    assert torch.allclose(fam["exact"], exact, rtol=1e-8, atol=1e-10)
+    assert torch.allclose(fam["LSQR-40"], exact, rtol=1e-6, atol=1e-8)
+    hpg = h_p.T @ g
+    assert float(fam["LSQR-1"] @ hpg) / float(fam["LSQR-1"].norm() * hpg.norm()) > 1 - 1e-12
+    gamma = 0.1 * float(torch.linalg.matrix_norm(h_p, ord=2))
+    tik = torch.linalg.solve(h_p.T @ h_p + gamma**2 * torch.eye(8, dtype=h_p.dtype), hpg)
+    assert torch.allclose(fam["Tikhonov-0.1"], tik, rtol=1e-8, atol=1e-12)
+    assert float(tik.norm()) < float(exact.norm())  # regularisation shortens the solution
+    with pytest.raises(ValueError):
+        gif_family(h_p, g[:5])
+
+
+def test_paper_gif_is_the_matrix_free_landweber() -> None:
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(50, 4, generator=gen, dtype=torch.float64)
+    y = torch.arange(50) % 3
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 5), nn.Tanh(), nn.Linear(5, 3)).double()
+    obj = gl.Objective(model, F.cross_entropy, (x, y), weight_decay=0.01)
+    g = torch.randn(obj.num_params, generator=gen, dtype=torch.float64)
+    subset = torch.arange(0, obj.num_params, 3)
+    with pytest.warns(gl.ConvergenceWarning):
+        free = gl.generalized_influence(
+            obj, g, subset, solver="landweber", max_iter=60, tol=1e-9, step_tol=1e-9
+        )
+    dense = paper_gif(obj.hessian_columns(subset), g, max_iter=60, normalizer_step=0.5)
+    assert dense.iterations == free.iterations
+    assert torch.allclose(dense.x, free.delta, rtol=1e-9, atol=1e-12)

@@ -1,0 +1,352 @@
+"""Influence at scale: EK-FAC scores against kronfluence, GIF solvers on a large model, HVP/gradient ratios.
+
+Three tables, each measured side by side in one run (2 CPU threads, float32 unless stated):
+
+1. EK-FAC attribution scores for the book's CNN (TinyCNN 8-16-32, 11,018 parameters, trained 4 Adam epochs on
+   2,000 embedded Fashion-MNIST images, weight decay 1e-3): all 2,000 training images x 50 test images, score
+   ``grad l_test^T (G + lambda I)^-1 grad l_train``, ``lambda = 0.1 * mean EK-FAC eigenvalue`` (one value for
+   every method).  Reference: the same with the exact damped Gauss-Newton matrix ``G`` (dense, built from
+   per-example Jacobians in float32 blocks summed and solved in float64) -- the matrix that both EK-FACs approximate.  gif_lite's EK-FAC with sampled
+   labels ("mc", kronfluence's default) and with the exact GGN factors ("type-2") vs kronfluence 1.0.1
+   (strategy "ekfac", same absolute damping).  Spearman is the mean over test images of the rank
+   correlation of a test image's 2,000 scores with the reference.
+2. GIF at 5% of the parameters (largest |g|), g = gradient of the mean loss of class 0 in the Hessian batch
+   (the paper's class-removal target), model in eval mode: the paper's 200 Landweber steps, LSQR to a
+   normal-equation residual of 1e-4 and at looser tolerances, and LSQR on the EK-FAC and low-rank operators.
+   Misfit ``||H[:,P] x - g|| / ||g||`` always with the exact H.  ``--gif-model resnet18`` is the issue's
+   setting (BatchNorm frozen: K-FAC covers Linear/Conv2d); by default the trained book CNN (see the note
+   printed with the table).
+3. HVP / gradient time for each HVP method of :class:`gif_lite.Objective` on the book's CNN, a
+   510k-parameter MLP and ResNet18 (batch sizes printed).
+
+Environment (kronfluence only here, never in gif_lite's dependencies)::
+
+    python3 -m venv /work/benchenv-i14
+    /work/benchenv-i14/bin/pip install torch==2.14.1 torchvision==0.29.1 kronfluence scipy scikit-learn
+    /work/benchenv-i14/bin/pip install -e . --no-deps
+
+Run: ``OMP_NUM_THREADS=2 /work/benchenv-i14/bin/python bench/scale.py`` (``--skip-kronfluence`` runs
+without kronfluence; ``--gif-model resnet18 --hessian-batch 256`` is the issue's full-size GIF table, hours
+on 2 cores).  Runtime: with ``--n-train 500 --n-test 20`` on a 2-core machine shared with other jobs,
+table 1 took 15 minutes (8 of them the dense exact GGN, which grows as n_train * k^2) and table 2 about
+35 minutes (27 of them the 200 Landweber steps); expect several times less on an idle machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import math
+import os
+import statistics
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from scipy.stats import spearmanr
+from torch import nn
+from torch.func import functional_call, grad, jacrev, vmap
+
+import gif_lite as gl
+from gif_lite.book.data import load_data
+from gif_lite.book.models import MLP, TinyCNN, resnet18
+from gif_lite.book.runtime import set_threads
+from gif_lite.train import train_minibatch
+
+
+def timed(fn: Callable[[], object]) -> tuple[object, float]:
+    start = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - start
+
+
+def table(title: str, header: list[str], rows: list[list[object]]) -> None:
+    print(f"\n{title}")
+    cells = [header] + [[f"{c:.4g}" if isinstance(c, float) else str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    for k, r in enumerate(cells):
+        print("  ".join(c.rjust(w) for c, w in zip(r, widths)))
+        if k == 0:
+            print("  ".join("-" * w for w in widths))
+
+
+# ------------------------------------------------------------------------------------------ set-up
+def book_cnn(
+    n_train: int = 2000,
+) -> tuple[nn.Module, tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+    splits = load_data("fashion-mnist-small")
+    x, y = splits.train
+    train = (x[:n_train], y[:n_train])
+    torch.manual_seed(0)
+    model = TinyCNN()
+    train_minibatch(
+        model, F.cross_entropy, train, epochs=4, batch_size=64, lr=3e-3, weight_decay=1e-3, progress=False
+    )
+    return model.eval(), train, splits.test
+
+
+def per_example_grads(model: nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int = 500) -> torch.Tensor:
+    """Rows: the gradient of each example's own loss (no weight decay), flat."""
+    names = [n for n, p in model.named_parameters()]
+    params = {n: p.detach() for n, p in model.named_parameters()}
+
+    def loss(ps: dict[str, torch.Tensor], xi: torch.Tensor, yi: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(functional_call(model, ps, (xi[None],)), yi[None])
+
+    rows = []
+    for s in range(0, len(x), chunk):
+        g = vmap(grad(loss), in_dims=(None, 0, 0))(params, x[s : s + chunk], y[s : s + chunk])
+        rows.append(torch.cat([g[n].reshape(g[n].shape[0], -1) for n in names], dim=1))
+    return torch.cat(rows)
+
+
+def dense_ggn(model: nn.Module, x: torch.Tensor, chunk: int = 100) -> torch.Tensor:
+    """Exact ``G = (1/n) sum_i J_i^T (diag p_i - p_i p_i^T) J_i`` (float32 blocks summed in float64)."""
+    names = [n for n, _ in model.named_parameters()]
+    params = {n: p.detach() for n, p in model.named_parameters()}
+    k = sum(p.numel() for p in params.values())
+    g = torch.zeros(k, k, dtype=torch.float64)
+
+    def out(ps: dict[str, torch.Tensor], xi: torch.Tensor) -> torch.Tensor:
+        return functional_call(model, ps, (xi[None],))[0]
+
+    for s in range(0, len(x), chunk):
+        xb = x[s : s + chunk]
+        jac = vmap(jacrev(out), in_dims=(None, 0))(params, xb)
+        j = torch.cat([jac[n].reshape(len(xb), jac[n].shape[1], -1) for n in names], dim=2)  # (b, C, k)
+        p = torch.softmax(model(xb), dim=1).detach()
+        # Lambda = sum_c s_c s_c^T with s_c = sqrt(p_c) (p - e_c): rows (s_c^T J) stacked
+        eye = torch.eye(p.shape[1], dtype=p.dtype)
+        m = p.sqrt()[:, :, None] * (p[:, None, :] - eye[None])  # (b, c, C): row c is s_c
+        r = (m @ j).reshape(-1, k)
+        g += (r.T @ r).double()  # float32 products, float64 sum
+    return g / len(x)
+
+
+# ------------------------------------------------------------------------------------------ table 1
+def kronfluence_scores(model: nn.Module, train: tuple, test: tuple, damping: float) -> torch.Tensor:
+    from kronfluence.analyzer import Analyzer, prepare_model
+    from kronfluence.arguments import FactorArguments, ScoreArguments
+    from kronfluence.task import Task
+    from kronfluence.utils.dataset import DataLoaderKwargs
+    from torch.utils.data import TensorDataset
+
+    class ClassificationTask(Task):
+        def compute_train_loss(self, batch, model, sample=False):  # type: ignore[no-untyped-def]
+            x, y = batch
+            logits = model(x)
+            if sample:
+                with torch.no_grad():
+                    y = torch.multinomial(torch.softmax(logits.detach(), -1), 1).flatten()
+            return F.cross_entropy(logits, y, reduction="sum")
+
+        def compute_measurement(self, batch, model):  # type: ignore[no-untyped-def]
+            x, y = batch
+            return F.cross_entropy(model(x), y, reduction="sum")
+
+    task = ClassificationTask()
+    wrapped = prepare_model(copy.deepcopy(model), task)
+    with tempfile.TemporaryDirectory() as out:
+        analyzer = Analyzer(
+            "scale", wrapped, task, cpu=True, disable_tqdm=True, output_dir=out, disable_model_save=True
+        )
+        analyzer.set_dataloader_kwargs(DataLoaderKwargs(num_workers=0))
+        train_set, test_set = TensorDataset(*train), TensorDataset(*test)
+        analyzer.fit_all_factors(
+            "f",
+            train_set,
+            per_device_batch_size=500,
+            factor_args=FactorArguments(strategy="ekfac"),
+            overwrite_output_dir=True,
+        )
+        analyzer.compute_pairwise_scores(
+            "s",
+            "f",
+            test_set,
+            train_set,
+            per_device_query_batch_size=50,
+            per_device_train_batch_size=500,
+            score_args=ScoreArguments(damping_factor=damping),
+            overwrite_output_dir=True,
+        )
+        return analyzer.load_pairwise_scores("s")["all_modules"].double()
+
+
+def gif_lite_scores(
+    model: nn.Module, train: tuple, test: tuple, fisher: str, damping: float | None
+) -> tuple[torch.Tensor, float]:
+    op = gl.EKFAC(
+        model,
+        [(train[0][s : s + 500], train[1][s : s + 500]) for s in range(0, len(train[0]), 500)],
+        fisher=fisher,
+    )  # type: ignore[arg-type]
+    if damping is None:
+        damping = 0.1 * float(torch.cat([d.reshape(-1) for d in op.eigenvalues().values()]).mean())
+    test_pre = op.inverse_hvp(per_example_grads(model, *test), damping)
+    return (test_pre @ per_example_grads(model, *train).T).double(), damping
+
+
+def mean_spearman(a: torch.Tensor, b: torch.Tensor) -> float:
+    return statistics.mean(float(spearmanr(a[j].numpy(), b[j].numpy())[0]) for j in range(a.shape[0]))
+
+
+def scores_table(skip_kronfluence: bool, n_train: int, n_test: int) -> tuple[nn.Module, tuple]:
+    (model, train, test), t_train = timed(lambda: book_cnn(n_train))
+    test = (test[0][:n_test], test[1][:n_test])
+    print(f"book CNN: {sum(p.numel() for p in model.parameters()):,} parameters, trained in {t_train:.1f} s")
+    (ours_t2, damping), _ = timed(lambda: gif_lite_scores(model, train, test, "type-2", None))
+    (ours_t2, _), t_t2 = timed(lambda: gif_lite_scores(model, train, test, "type-2", damping))
+    (ours_mc, _), t_mc = timed(lambda: gif_lite_scores(model, train, test, "mc", damping))
+
+    def exact() -> torch.Tensor:
+        g = dense_ggn(model, train[0])
+        m = copy.deepcopy(model).double()
+        rhs = per_example_grads(m, test[0].double(), test[1])
+        sol = torch.linalg.solve(g + damping * torch.eye(g.shape[0], dtype=g.dtype), rhs.T).T
+        return sol @ per_example_grads(m, train[0].double(), train[1]).T
+
+    ref, t_ref = timed(exact)
+    rows = [
+        ["exact damped GGN (float64, dense)", t_ref, 1.0],
+        ["gif_lite EKFAC, fisher='mc'", t_mc, mean_spearman(ours_mc, ref)],
+        ["gif_lite EKFAC, fisher='type-2'", t_t2, mean_spearman(ours_t2, ref)],
+    ]
+    if not skip_kronfluence:
+        kf, t_kf = timed(lambda: kronfluence_scores(model, train, test, damping))
+        rows.append(["kronfluence 1.0.1 EK-FAC", t_kf, mean_spearman(kf, ref)])
+        rows.append(["  (ratio gif_lite mc / kronfluence time)", t_mc / t_kf, math.nan])
+    table(
+        f"Table 1: EK-FAC scores, book CNN, {n_train:,} train x {n_test} test, damping {damping:.3g}",
+        ["method", "time s", "Spearman vs exact"],
+        rows,
+    )
+    return model, train
+
+
+# ------------------------------------------------------------------------------------------ table 2
+def gif_table(name: str, hessian_batch: int, steps: int, cnn: nn.Module | None, train: tuple | None) -> None:
+    if name == "resnet18":
+        torch.manual_seed(0)
+        model = resnet18(in_channels=1).eval()
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.requires_grad_(False)
+        x, y = load_data("fashion-mnist-small").train
+        note = "ResNet18 at initialisation (seed 0), BatchNorm frozen in eval mode"
+    else:
+        assert cnn is not None and train is not None
+        model, (x, y) = cnn, train
+        note = "the trained book CNN (table 1)"
+    x, y = x[:hessian_batch], y[:hessian_batch]
+    obj = gl.Objective(model, F.cross_entropy, (x, y))
+    keep = y == 0
+    g = gl.Objective(model, F.cross_entropy, (x[keep], y[keep])).gradient()
+    p = g.abs().argsort(descending=True)[: max(1, int(0.05 * obj.num_params))].sort().values
+
+    def misfit(delta: torch.Tensor) -> float:
+        e = torch.zeros(obj.num_params)
+        e[p] = delta
+        return float((obj.hvp(e) - g).norm() / g.norm())
+
+    rows = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", gl.ConvergenceWarning)
+        obj.hvp(torch.zeros(obj.num_params))  # build the kept graph outside the timings
+        for label, kw in [
+            (f"Landweber, {steps} steps (paper)", dict(solver="landweber", max_iter=steps)),
+            ("LSQR to 1e-4", dict(solver="lsqr", tol=1e-4)),
+            ("LSQR to 1e-2", dict(solver="lsqr", tol=1e-2)),
+            ("LSQR to 1e-1", dict(solver="lsqr", tol=1e-1)),
+        ]:
+            start = obj.hvp_calls
+            kw.setdefault("max_iter", 1000)
+            res, t = timed(lambda kw=kw: gl.generalized_influence(obj, g, p, **kw))
+            rows.append([label, t, obj.hvp_calls - start, misfit(res.delta)])  # type: ignore[attr-defined]
+        for label, build in [
+            ("EK-FAC (type-2) + LSQR", lambda: gl.EKFAC(model, (x, y))),
+            ("K-FAC (type-2) + LSQR", lambda: gl.KFAC(model, (x, y))),
+            ("Arnoldi rank 20 + LSQR", lambda: gl.LowRank(obj, rank=20, steps=40)),
+            ("Arnoldi rank 50 + LSQR", lambda: gl.LowRank(obj, rank=50, steps=100)),
+        ]:
+            start = obj.hvp_calls
+            t0 = time.perf_counter()
+            op = build()
+            damp = 1e-3 * float(op.hvp(g).norm() / g.norm())  # keep the approximate least squares well posed
+            res = gl.generalized_influence(op, g, p, damping=damp, tol=1e-6, max_iter=500)
+            t = time.perf_counter() - t0
+            rows.append([label, t, obj.hvp_calls - start, misfit(res.delta)])
+    lsqr = rows[1]
+    table(
+        f"Table 2: GIF at 5% ({len(p):,} of {obj.num_params:,} parameters), {note}, {hessian_batch}-image Hessian batch"
+        f"\n  target: misfit <= 1.01 x LSQR's ({1.01 * lsqr[3]:.4g}) in less time than Landweber ({rows[0][1]:.3g} s)",
+        ["method", "time s", "exact HVPs", "misfit"],
+        rows,
+    )
+
+
+# ------------------------------------------------------------------------------------------ table 3
+def ratio_table(repeats: int, resnet_batch: int) -> None:
+    x, y = load_data("fashion-mnist-small").train
+    torch.manual_seed(0)
+    cases = [
+        ("book CNN (11k), 2000 images", TinyCNN(), 2000),
+        ("MLP 784-600-64-10 (510k), 1000 images", MLP((784, 600, 64, 10), "tanh"), 1000),
+        (f"ResNet18 (11.2M), {resnet_batch} images", resnet18(in_channels=1).eval(), resnet_batch),
+    ]
+    rows = []
+    for label, model, n in cases:
+        data = (x[:n], y[:n])
+        row: list[object] = [label]
+        for method in gl.HVP_METHODS:
+            obj = gl.Objective(model, F.cross_entropy, data, hvp_method=method)  # type: ignore[arg-type]
+            v = torch.randn(obj.num_params)
+            obj.hvp(v)  # warm-up (and the kept graph for "reuse")
+            t_g = min(timed(obj.gradient)[1] for _ in range(repeats))
+            t_h = min(timed(lambda obj=obj, v=v: obj.hvp(v))[1] for _ in range(repeats))
+            if method == "reuse":
+                row.append(t_g)
+            row.append(t_h / t_g)
+            obj.release()
+        rows.append(row)
+    table(
+        "Table 3: HVP time / gradient time (min of repeats), float32",
+        ["model", "gradient s", *[f"{m}" for m in gl.HVP_METHODS]],
+        rows,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--skip-kronfluence", action="store_true")
+    parser.add_argument("--gif-model", choices=["cnn", "resnet18"], default="cnn")
+    parser.add_argument("--hessian-batch", type=int, default=256)
+    parser.add_argument("--landweber-steps", type=int, default=200)
+    parser.add_argument("--resnet-batch", type=int, default=16, help="images for ResNet18 in table 3")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--only", choices=["1", "2", "3"], default=None)
+    parser.add_argument(
+        "--n-train", type=int, default=2000, help="training images in table 1 (and table 2's CNN)"
+    )
+    parser.add_argument("--n-test", type=int, default=50, help="test images in table 1")
+    args = parser.parse_args()
+    os.environ.setdefault("CI", "1")  # quiet progress bars
+    set_threads(args.threads)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    cnn, train = None, None
+    if args.only in (None, "1", "2"):
+        if args.only == "2" and args.gif_model == "cnn":
+            cnn, train, _ = book_cnn(args.n_train)
+        elif args.only != "2":
+            cnn, train = scores_table(args.skip_kronfluence, args.n_train, args.n_test)
+    if args.only in (None, "2"):
+        gif_table(args.gif_model, args.hessian_batch, args.landweber_steps, cnn, train)
+    if args.only in (None, "3"):
+        ratio_table(args.repeats, args.resnet_batch)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,406 @@
+"""Attribution: which training examples explain a prediction (chapter ``book/attribution``).
+
+Removing training example ``i`` (of ``n``) from a model trained to the optimum of the objective moves
+the parameters, to first order, by ``delta_i = A^-1 g_i`` with the removal right-hand side for
+``m = 1`` (see :mod:`gif_lite.tasks`)
+
+    ``g_i = (grad l_i(theta) + weight_decay * theta) / (n - 1)``,
+
+``H`` the full-data Hessian and ``A = H + damping * I``.  The predicted change of test example ``j``'s
+loss is ``S[j, i] = grad l_test_j . delta_i`` (positive: removing ``i`` would *raise* the test loss, so
+``i`` helped).  Restricted to a parameter subset ``P`` (estimators of :mod:`gif_lite.influence`):
+
+* IF   ``S[j, i] = t_j . A^-1 g_i``                      with ``t_j = grad l_test_j``
+* FIF  ``S[j, i] = t_j[P] . A[P,P]^-1 g_i[P]``
+* PIF  ``S[j, i] = t_j[P] . (A^-1 g_i)[P]``
+* GIF  ``S[j, i] = t_j[P] . pinv(A[:,P]) g_i``
+
+Every row is one linear solve on the *test* side, ``S[j, :] = y_j . G`` with ``y_j`` (length
+``num_params``) equal to ``A^-1 t_j`` (IF), ``A^-1 t_j[P]`` embedded (PIF), ``A[P,P]^-1 t_j[P]``
+embedded (FIF) and ``pinv(A[:,P])^T t_j[P] = pinv(A[P,:]) t_j[P]`` (GIF: the minimum-norm solution of
+``A[P,:] y = t_j[P]``), so ``n_test`` solves serve all ``n_train`` columns.  The solves run together:
+``"direct"`` factorises the dense Hessian once per parameter value (cached on the objective, reused by
+every later call), ``"cg"`` is :func:`~gif_lite.solvers.block_cg`, ``"minres"``
+:func:`~gif_lite.solvers.batched_minres` and ``"lsqr"`` :func:`~gif_lite.solvers.batched_lsqr`, all
+on :meth:`Objective.hvp_batch`.  Per-example gradients come from ``torch.func`` (``vmap`` of ``grad``
+of ``functional_call``) in chunks whose size keeps them within a memory budget.
+"""
+
+from __future__ import annotations
+
+import math
+import weakref
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import torch
+
+from . import solvers as S
+from .objective import Data, Objective
+from .params import check_subset
+from .train import progress_enabled
+
+__all__ = [
+    "ATTRIBUTION_ESTIMATORS",
+    "DENSE_AUTO_LIMIT",
+    "GRADIENT_MEMORY_BUDGET",
+    "clear_cache",
+    "example_gradients",
+    "removal_effects",
+    "self_influence",
+]
+
+ATTRIBUTION_ESTIMATORS = ("IF", "FIF", "PIF", "GIF")
+#: ``solver="auto"`` factorises the dense Hessian when the (sub)system has at most this many unknowns.
+DENSE_AUTO_LIMIT = 5_000
+#: Bytes one chunk of per-example gradients may take when ``batch_size`` is not given (256 MiB).
+GRADIENT_MEMORY_BUDGET = 256 * 2**20
+
+_VALID_SOLVERS = {
+    "IF": ("auto", "direct", "cg", "minres"),
+    "FIF": ("auto", "direct", "cg", "minres"),
+    "PIF": ("auto", "direct", "cg", "minres"),
+    "GIF": ("auto", "direct", "lsqr"),
+}
+
+
+# ------------------------------------------------------------------------------------ per-example gradients
+def _chunk_size(batch_size: int | None, num_params: int, dtype: torch.dtype) -> int:
+    if batch_size is not None:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(
+                f"batch_size must be a positive integer (examples per chunk), got {batch_size!r}"
+            )
+        return batch_size
+    per_example = 3 * num_params * torch.finfo(dtype).bits // 8  # the gradients and vmap's intermediates
+    return max(1, min(4096, GRADIENT_MEMORY_BUDGET // per_example))
+
+
+def _check_data(data: Any, name: str) -> Data:
+    if not (
+        isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data)
+    ):
+        raise TypeError(f"{name} must be an (inputs, targets) pair of tensors, got {type(data).__name__}")
+    x, y = data
+    if x.shape[0] != y.shape[0]:
+        raise ValueError(
+            f"{name}: inputs and targets disagree on the number of examples, {x.shape[0]} vs {y.shape[0]}"
+        )
+    if x.shape[0] == 0:
+        raise ValueError(f"{name} is empty: it needs at least one example")
+    return x, y
+
+
+def example_gradients(
+    obj: Objective, data: Data | None = None, batch_size: int | None = None, progress: bool | None = None
+) -> Iterator[tuple[int, torch.Tensor]]:
+    """``(start, G)`` chunks of per-example loss gradients: row ``r`` of ``G`` is ``grad l(theta)`` of example
+    ``start + r`` of ``data`` (default: the objective's own training data), no weight-decay term.
+
+    ``l`` is ``obj.loss_fn`` on a batch of one, so its mean over a batch is the objective's data loss.
+    Computed with ``torch.func.vmap`` over ``grad`` of ``functional_call``; a chunk holds ``batch_size``
+    examples (default: as many as fit in :data:`GRADIENT_MEMORY_BUDGET`), so memory stays bounded.
+    """
+    from torch.func import functional_call, grad, vmap
+    from tqdm.auto import tqdm
+
+    model = obj.model
+    names = [n for n, p in model.named_parameters() if p.requires_grad]
+    params = {n: p.detach() for n, p in zip(names, obj.params, strict=True)}
+    chunk = _chunk_size(batch_size, obj.num_params, obj.dtype)
+
+    def one(ps: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return obj.loss_fn(functional_call(model, ps, (x.unsqueeze(0),)), y.unsqueeze(0))
+
+    per_example = vmap(grad(one), in_dims=(None, 0, 0))
+    batches = [_check_data(data, "data")] if data is not None else list(obj.batches)
+    total = sum(int(x.shape[0]) for x, _ in batches)
+    start = 0
+    with tqdm(total=total, desc="gradients", disable=not progress_enabled(progress), leave=False) as bar:
+        for x, y in batches:
+            for lo in range(0, x.shape[0], chunk):
+                xb = x[lo : lo + chunk].to(obj.device)
+                yb = y[lo : lo + chunk].to(obj.device)
+                xb = xb.to(obj.dtype) if xb.is_floating_point() else xb
+                yb = yb.to(obj.dtype) if yb.is_floating_point() else yb
+                g = per_example(params, xb, yb)
+                flat = torch.cat([g[n].reshape(xb.shape[0], -1) for n in names], dim=1).detach()
+                if not torch.isfinite(flat).all():
+                    raise FloatingPointError(
+                        "a per-example gradient is not finite; check the data and the model"
+                    )
+                yield start, flat
+                start += xb.shape[0]
+                bar.update(xb.shape[0])
+
+
+def _stack(obj: Objective, data: Data, batch_size: int | None, progress: bool | None) -> torch.Tensor:
+    return torch.cat([g for _, g in example_gradients(obj, data, batch_size, progress)])
+
+
+# ------------------------------------------------------------------------------------ dense factors, cached
+class _Factors:
+    """Dense Hessian and its factorisations for one parameter value of one objective."""
+
+    def __init__(self, key: tuple[torch.Tensor, tuple[int, ...]]) -> None:
+        self.key = key
+        self.hessian: torch.Tensor | None = None
+        self.store: dict[tuple[Any, ...], Any] = {}
+
+
+_CACHE: weakref.WeakKeyDictionary[Objective, _Factors] = weakref.WeakKeyDictionary()
+
+
+def _factors(obj: Objective) -> _Factors:
+    """The cache entry for ``obj`` at its current parameters (a new one when they changed)."""
+    key = (obj.theta(), tuple(p._version for p in obj.params))
+    entry = _CACHE.get(obj)
+    if entry is None or entry.key[1] != key[1] or not torch.equal(entry.key[0], key[0]):
+        entry = _Factors(key)
+        _CACHE[obj] = entry
+    return entry
+
+
+def clear_cache(obj: Objective | None = None) -> None:
+    """Forget the cached dense Hessians and factorisations (of ``obj``, or of every objective)."""
+    if obj is None:
+        _CACHE.clear()
+    else:
+        _CACHE.pop(obj, None)
+
+
+def _dense_columns(obj: Objective, p: torch.Tensor | None) -> torch.Tensor:
+    """``H[:, P]`` (or ``H``), sliced from the cached full Hessian when there is one."""
+    entry = _factors(obj)
+    if p is None:
+        if entry.hessian is None:
+            entry.hessian = obj.hessian(chunk=64)
+        return entry.hessian
+    if entry.hessian is not None:
+        return entry.hessian[:, p]
+    return obj.hessian_columns(p, chunk=64)
+
+
+def _symmetric_factor(a: torch.Tensor) -> tuple[str, tuple[torch.Tensor, ...]]:
+    """Cholesky when ``a`` is positive definite, else LU with partial pivoting (symmetric indefinite)."""
+    chol, info = torch.linalg.cholesky_ex(a)
+    if int(info) == 0:
+        return "cholesky", (chol,)
+    lu, pivots, info = torch.linalg.lu_factor_ex(a)
+    if int(info) != 0:
+        raise ValueError(
+            "the Hessian is singular, so removal effects are not defined; pass damping > 0, or use "
+            "estimator='GIF' (least squares)"
+        )
+    return "lu", (lu, pivots)
+
+
+def _factor_solve(kind: str, parts: tuple[torch.Tensor, ...], b: torch.Tensor) -> torch.Tensor:
+    if kind == "cholesky":
+        return torch.cholesky_solve(b, parts[0])
+    return torch.linalg.lu_solve(parts[0], parts[1], b)
+
+
+def _dense_square(obj: Objective, p: torch.Tensor | None, damping: float, b: torch.Tensor) -> torch.Tensor:
+    """``(H + damping I)^-1 B`` (``p`` None) or ``(H[P,P] + damping I)^-1 B``, factorised once and cached."""
+    entry = _factors(obj)
+    key = ("square", damping, None if p is None else tuple(p.tolist()))
+    if key not in entry.store:
+        a = _dense_columns(obj, p)
+        a = a if p is None else a[p]
+        a = 0.5 * (a + a.T) + damping * torch.eye(a.shape[0], dtype=a.dtype, device=a.device)
+        entry.store[key] = (*_symmetric_factor(a), a)
+    kind, parts, a = entry.store[key][0], entry.store[key][1], entry.store[key][2]
+    x = _factor_solve(kind, parts, b)
+    _check_dense(a, x, b)
+    return x
+
+
+def _check_dense(a: torch.Tensor, x: torch.Tensor, b: torch.Tensor) -> None:
+    res = float(((b - a @ x).norm(dim=0) / S._column_scale(b)).max())
+    if not math.isfinite(res):
+        raise FloatingPointError("the dense solve produced non-finite values; add damping")
+    limit = 1e-6 if a.dtype == torch.float64 else 1e-2
+    if res > limit:
+        import warnings
+
+        warnings.warn(
+            f"the dense solve left a relative residual of {res:.1e}: the Hessian is nearly singular; "
+            "add damping for a stable answer",
+            S.ConvergenceWarning,
+            stacklevel=4,
+        )
+
+
+def _dense_gif(obj: Objective, p: torch.Tensor, damping: float, t_p: torch.Tensor) -> torch.Tensor:
+    """``pinv(A[:,P])^T T_P`` with ``A = H + damping I``, from one cached SVD of ``A[:,P]``."""
+    entry = _factors(obj)
+    key = ("gif", damping, tuple(p.tolist()))
+    if key not in entry.store:
+        a = _dense_columns(obj, p).clone()
+        a[p, torch.arange(p.numel(), device=p.device)] += damping
+        u, sv, vh = torch.linalg.svd(a, full_matrices=False)
+        cut = sv.max() * max(a.shape) * torch.finfo(a.dtype).eps
+        inv = torch.where(
+            sv > cut, 1.0 / torch.where(sv > cut, sv, torch.ones_like(sv)), torch.zeros_like(sv)
+        )
+        entry.store[key] = (u, inv, vh)
+    u, inv, vh = entry.store[key]
+    return u @ (inv[:, None] * (vh @ t_p))  # (U diag(1/s) V^T) t = pinv(A)^T t
+
+
+# ------------------------------------------------------------------------------------ the test-side solve
+def _embed_rows(x: torch.Tensor, p: torch.Tensor, num_params: int) -> torch.Tensor:
+    out = torch.zeros(num_params, x.shape[1], dtype=x.dtype, device=x.device)
+    out[p] = x
+    return out
+
+
+def _solve_columns(
+    obj: Objective,
+    t: torch.Tensor,
+    estimator: str,
+    p: torch.Tensor | None,
+    solver: str,
+    damping: float,
+    tol: float,
+    max_iter: int | None,
+) -> torch.Tensor:
+    """``Y`` (num_params x s) with ``S = Y^T G``: the estimator's test-side solve for the columns of ``t``."""
+    k = obj.num_params
+
+    def hmm(v: torch.Tensor) -> torch.Tensor:  # (H + damping I) V for a block of columns
+        return obj.hvp_batch(v.T).T + damping * v
+
+    if estimator in ("IF", "PIF"):
+        b = t if p is None else _embed_rows(t[p], p, k)
+        if solver == "direct":
+            return _dense_square(obj, None, damping, b)
+        if solver == "cg":
+            return S.block_cg(hmm, b, tol=tol, max_iter=max_iter).x
+        return S.batched_minres(hmm, b, tol=tol, max_iter=max_iter).x
+    assert p is not None
+    if estimator == "FIF":
+        if solver == "direct":
+            return _embed_rows(_dense_square(obj, p, damping, t[p]), p, k)
+
+        def hpp(x: torch.Tensor) -> torch.Tensor:
+            return hmm(_embed_rows(x, p, k))[p]
+
+        fn = S.block_cg if solver == "cg" else S.batched_minres
+        return _embed_rows(fn(hpp, t[p], tol=tol, max_iter=max_iter).x, p, k)
+    # GIF: the minimum-norm y with A[P,:] y = t[P]
+    if solver == "direct":
+        return _dense_gif(obj, p, damping, t[p])
+
+    def rows_p(y: torch.Tensor) -> torch.Tensor:  # A[P,:] y
+        return hmm(y)[p]
+
+    def cols_p(x: torch.Tensor) -> torch.Tensor:  # A[P,:]^T x = A[:,P] x
+        return hmm(_embed_rows(x, p, k))
+
+    return S.batched_lsqr(rows_p, cols_p, t[p], tol=tol, max_iter=max_iter).x
+
+
+# ------------------------------------------------------------------------------------ public API
+def _setup(
+    obj: Objective,
+    subset: torch.Tensor | Sequence[int] | None,
+    estimator: str,
+    solver: str,
+    damping: float,
+    tol: float | None,
+) -> tuple[torch.Tensor | None, str, float]:
+    if not isinstance(obj, Objective):
+        raise TypeError(f"obj must be a gif_lite.Objective, got {type(obj).__name__}")
+    if estimator not in ATTRIBUTION_ESTIMATORS:
+        raise ValueError(f"unknown estimator {estimator!r}; valid: {', '.join(ATTRIBUTION_ESTIMATORS)}")
+    if estimator == "IF" and subset is not None:
+        raise ValueError(
+            "estimator='IF' moves every parameter: drop subset, or pick estimator 'FIF', 'PIF' or 'GIF'"
+        )
+    if estimator != "IF" and subset is None:
+        raise ValueError(
+            f"estimator={estimator!r} needs a subset P of parameter indices (e.g. from gif_lite.select)"
+        )
+    if solver not in _VALID_SOLVERS[estimator]:
+        raise ValueError(
+            f"unknown solver {solver!r} for estimator {estimator!r}; valid: {', '.join(_VALID_SOLVERS[estimator])}"
+        )
+    if not (damping >= 0.0 and damping < float("inf")):
+        raise ValueError(f"damping must be a finite number >= 0, got {damping}")
+    if obj.num_examples < 2:
+        raise ValueError("removal effects need at least 2 training examples (g_i divides by n - 1)")
+    p = None if subset is None else check_subset(subset, obj.num_params).to(obj.device)
+    if solver == "auto":
+        size = obj.num_params if estimator in ("IF", "PIF", "GIF") else int(p.numel()) if p is not None else 0
+        solver = "direct" if size <= DENSE_AUTO_LIMIT else "lsqr" if estimator == "GIF" else "minres"
+    if tol is None:
+        tol = 1e-10 if obj.dtype == torch.float64 else 1e-5
+    elif not tol > 0:
+        raise ValueError(f"tol must be > 0, got {tol}")
+    return p, solver, tol
+
+
+def _removal_rhs(obj: Objective, grads: torch.Tensor) -> torch.Tensor:
+    """``g_i = (grad l_i + weight_decay * theta) / (n - 1)`` for each row of ``grads``."""
+    return (grads + obj.weight_decay * obj.theta()) / (obj.num_examples - 1)
+
+
+def removal_effects(
+    obj: Objective,
+    test: Data,
+    subset: torch.Tensor | Sequence[int] | None = None,
+    estimator: str = "IF",
+    solver: str = "auto",
+    batch_size: int | None = None,
+    damping: float = 0.0,
+    tol: float | None = None,
+    max_iter: int | None = None,
+    progress: bool | None = None,
+) -> torch.Tensor:
+    """``S`` (``n_test x n_train``): ``S[j, i]`` is the predicted change of test example ``j``'s loss when
+    training example ``i`` is removed, ``grad l_test_j . delta_i`` (see the module docstring).
+
+    ``obj`` is the full-data objective at its optimum; ``test`` an ``(inputs, targets)`` pair.  ``estimator``
+    is ``"IF"`` (no subset) or ``"FIF"``, ``"PIF"``, ``"GIF"`` with a parameter ``subset`` P.  ``solver``:
+    ``"direct"`` (dense Hessian, factorised once per parameter value and cached on ``obj``), ``"cg"``
+    (block CG, positive definite Hessians), ``"minres"`` (batched MINRES, any symmetric Hessian) or
+    ``"lsqr"`` (GIF); ``"auto"`` is ``"direct"`` up to :data:`DENSE_AUTO_LIMIT` unknowns, else
+    ``"minres"`` (``"lsqr"`` for GIF).  ``batch_size`` examples per chunk of per-example gradients
+    (default: :data:`GRADIENT_MEMORY_BUDGET`).  Positive scores: the example helped the test prediction.
+    """
+    p, solver, tol = _setup(obj, subset, estimator, solver, damping, tol)
+    test = _check_data(test, "test")
+    t = _stack(obj, test, batch_size, progress)  # n_test x k
+    y = _solve_columns(obj, t.T.contiguous(), estimator, p, solver, damping, tol, max_iter)  # k x n_test
+    out = torch.empty(t.shape[0], obj.num_examples, dtype=obj.dtype, device=obj.device)
+    for start, grads in example_gradients(obj, None, batch_size, progress):
+        out[:, start : start + grads.shape[0]] = (_removal_rhs(obj, grads) @ y).T
+    return out
+
+
+def self_influence(
+    obj: Objective,
+    subset: torch.Tensor | Sequence[int] | None = None,
+    estimator: str = "IF",
+    solver: str = "auto",
+    batch_size: int | None = None,
+    damping: float = 0.0,
+    tol: float | None = None,
+    max_iter: int | None = None,
+    progress: bool | None = None,
+) -> torch.Tensor:
+    """``s`` (``n_train``): ``s[i] = grad l_i . delta_i``, the predicted rise of training example ``i``'s own
+    loss when it is removed (the diagonal of :func:`removal_effects` with the training set as test set).
+
+    Large values flag examples the model can only fit by bending around them: mislabelled, atypical or
+    poisoned ones.  Arguments as in :func:`removal_effects`; the solves run one chunk of ``batch_size``
+    training examples at a time (with ``"direct"`` the factorisation is shared by all chunks).
+    """
+    p, solver, tol = _setup(obj, subset, estimator, solver, damping, tol)
+    out = torch.empty(obj.num_examples, dtype=obj.dtype, device=obj.device)
+    for start, grads in example_gradients(obj, None, batch_size, progress):
+        y = _solve_columns(obj, grads.T.contiguous(), estimator, p, solver, damping, tol, max_iter)
+        out[start : start + grads.shape[0]] = (_removal_rhs(obj, grads) * y.T).sum(1)
+    return out

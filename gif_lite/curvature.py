@@ -1,0 +1,554 @@
+"""Approximate curvature: operators that the estimators and solvers accept in place of the exact Hessian.
+
+Each operator is a symmetric ``num_params x num_params`` matrix ``C`` on the flat parameter vector with
+the part of :class:`~gif_lite.Objective`'s interface that the estimators use: ``num_params``, ``dtype``,
+``device``, ``hvp_calls``, ``hvp(v) = C v``, ``hessian()`` and ``hessian_columns(P)``.  So
+``influence(op, g)``, ``frozen_influence``, ``projected_influence`` and ``generalized_influence`` run
+unchanged on them (GIF's products with ``C[:,P]`` and ``C[:,P]^T`` are both ``hvp``, as ``C`` is symmetric),
+and ``solver="direct"`` uses the operator's own ``inverse_hvp`` when it has one.
+
+* :class:`KFAC` and :class:`EKFAC` (Martens & Grosse 2015; Grosse & Martens 2016 for convolutions;
+  George et al. 2018; Grosse et al. 2023): block-diagonal over the ``Linear`` and ``Conv2d`` layers, each
+  block of the Gauss-Newton matrix ``G = (1/n) sum_i J_i^T Lambda_i J_i`` replaced by a Kronecker product
+  ``S (x) A`` of the pre-activation-gradient covariance ``S`` and the input covariance ``A``.  Written in
+  the eigenbases ``S = Q_S L_S Q_S^T``, ``A = Q_A L_A Q_A^T``, a block is ``Q diag(d) Q^T`` with
+  ``Q = Q_S (x) Q_A`` and ``d = L_S (x) L_A`` (K-FAC) or ``d_k = (1/n) sum_i,c (q_k^T grad_ic)^2`` (EK-FAC:
+  the exact diagonal of the block in the Kronecker eigenbasis).  Inverse products are exact and cheap.
+* :class:`LowRank` (Schioppa et al. 2022, "Arnoldi"): ``H ~ U diag(lambda) U^T`` from the top
+  eigenpairs of ``k`` Lanczos steps (Arnoldi on a symmetric operator) on the exact HVP.
+* :class:`StochasticHessian`: mini-batch Hessians of the objective, for LiSSA and the Krylov solvers.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from typing import Literal, cast
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .objective import DEFAULT_MAX_DENSE_PARAMS, Objective
+from .params import check_vector, trainable_parameters
+from .types import Data, LossFn
+
+__all__ = ["EKFAC", "KFAC", "CurvatureOperator", "LowRank", "StochasticHessian"]
+
+Loss = Literal["cross_entropy", "mse"]
+Fisher = Literal["type-2", "mc", "empirical"]
+
+
+class CurvatureOperator:
+    """A symmetric operator ``C`` on the flat parameters that the estimators accept in place of ``H``.
+
+    Subclasses set ``num_params``, ``dtype``, ``device`` and implement ``_apply(V)`` = ``V C`` for a
+    ``(k, num_params)`` batch of row vectors.  ``hvp_calls`` counts products with ``C``.
+    """
+
+    num_params: int
+    dtype: torch.dtype
+    device: torch.device
+    hvp_calls: int = 0
+    max_dense_params: int = DEFAULT_MAX_DENSE_PARAMS
+
+    def _apply(self, vs: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def hvp(self, v: torch.Tensor) -> torch.Tensor:
+        """``C v`` (the name the estimators call; ``C`` stands in for the Hessian)."""
+        check_vector(v, self.num_params, "v")
+        self.hvp_calls += 1
+        return self._apply(v.detach().to(self.device, self.dtype)[None])[0]
+
+    def hessian_columns(self, columns: torch.Tensor, chunk: int = 256) -> torch.Tensor:
+        """The dense block ``C[:, columns]`` (num_params x len(columns)); refuses blocks over the size limit."""
+        k, c = self.num_params, int(columns.numel())
+        if k * c > self.max_dense_params**2:
+            gib = k * c * torch.finfo(self.dtype).bits / 8 / 2**30
+            raise MemoryError(
+                f"a dense block of {k:,} x {c:,} entries needs {gib:,.1f} GiB in {self.dtype}; the limit is "
+                f"max_dense_params={self.max_dense_params:,} (squared). Use a matrix-free solver (lsqr, minres)"
+            )
+        columns = columns.to(self.device)
+        out = torch.empty(k, c, dtype=self.dtype, device=self.device)
+        for start in range(0, c, chunk):
+            idx = columns[start : start + chunk]
+            eye = torch.zeros(idx.numel(), k, dtype=self.dtype, device=self.device)
+            eye[torch.arange(idx.numel()), idx] = 1.0
+            out[:, start : start + idx.numel()] = self._apply(eye).T
+            self.hvp_calls += idx.numel()
+        return out
+
+    def hessian(self, chunk: int = 256) -> torch.Tensor:
+        """The dense, symmetrised ``C`` (small models only)."""
+        c = self.hessian_columns(torch.arange(self.num_params), chunk)
+        return 0.5 * (c + c.T)
+
+
+def _check_damping(damping: float, name: str = "damping") -> float:
+    if not (damping >= 0.0 and damping < math.inf):
+        raise ValueError(f"{name} must be a finite number >= 0, got {damping}")
+    return float(damping)
+
+
+def _batches(data: Data | Iterable[Data]) -> list[Data]:
+    """One ``(inputs, targets)`` pair as a one-batch list; any iterable of pairs as a list (two passes read it)."""
+    if isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data):
+        return [cast(Data, (data[0], data[1]))]
+    return list(cast(Iterable[Data], data))
+
+
+def _rows(v: torch.Tensor, num_params: int) -> torch.Tensor:
+    """A vector or a batch of row vectors as ``(k, num_params)``, checked."""
+    if isinstance(v, torch.Tensor) and v.dim() == 2:
+        if v.shape[1] != num_params:
+            raise ValueError(
+                f"v must have {num_params} columns (one row per vector), got shape {tuple(v.shape)}"
+            )
+        if not torch.isfinite(v).all():
+            raise ValueError("v holds NaN or infinite entries")
+        return v
+    check_vector(v, num_params, "v")
+    return v[None]
+
+
+def _pinv_diag(d: torch.Tensor, rtol: float = 1e-10) -> torch.Tensor:
+    """Element-wise ``1 / d``, with ``0`` where ``|d| <= rtol * max |d|`` (the pseudo-inverse's cut-off)."""
+    cut = rtol * float(d.abs().max()) if d.numel() else 0.0
+    return torch.where(d.abs() > cut, 1.0 / torch.where(d == 0, torch.ones_like(d), d), torch.zeros_like(d))
+
+
+# ------------------------------------------------------------------------------------ K-FAC / EK-FAC
+class _Layer:
+    """One Linear/Conv2d layer: where its weight and bias sit in the flat vector, and its factors."""
+
+    def __init__(self, name: str, module: nn.Linear | nn.Conv2d, offsets: dict[int, int]) -> None:
+        self.name, self.module = name, module
+        w, b = module.weight, module.bias
+        self.out_dim = w.shape[0]
+        self.in_dim = w[0].numel() + (1 if b is not None else 0)  # bias as an extra input of 1
+        self.w_off, self.w_size = offsets[id(w)], w.numel()
+        self.b_off = offsets[id(b)] if b is not None else -1
+        self.a = torch.zeros(0)  # input covariance A, (in_dim, in_dim)
+        self.s = torch.zeros(0)  # pre-activation-gradient covariance S, (out_dim, out_dim)
+        self.q_a = self.q_s = self.d = torch.zeros(0)
+        self.inputs: torch.Tensor | None = None
+        self.output: torch.Tensor | None = None
+
+    def patches(self, x: torch.Tensor) -> torch.Tensor:
+        """Inputs as ``(n, T, in_dim)``: T = 1 for Linear, the output positions for Conv2d (with a 1 for the bias)."""
+        m = self.module
+        if isinstance(m, nn.Conv2d):
+            pad = cast(tuple[int, ...], m.padding)  # numeric: strings are refused in _find_layers
+            cols = F.unfold(x, m.kernel_size, m.dilation, pad, m.stride).transpose(1, 2)  # (n, T, in)
+        else:
+            cols = x.reshape(x.shape[0], -1, x.shape[-1])  # leading dimensions after the batch are positions
+        if m.bias is not None:
+            cols = torch.cat([cols, torch.ones_like(cols[..., :1])], dim=-1)
+        return cols
+
+    def out_grads(self, g: torch.Tensor) -> torch.Tensor:
+        """Output gradients as ``(n, T, out_dim)``."""
+        if isinstance(self.module, nn.Conv2d):
+            return g.reshape(g.shape[0], self.out_dim, -1).transpose(1, 2)
+        return g.reshape(g.shape[0], -1, self.out_dim)
+
+    def block(self, vs: torch.Tensor) -> torch.Tensor:
+        """Rows of ``vs`` (k, num_params) -> this layer's parameters as ``(k, out_dim, in_dim)``."""
+        k = vs.shape[0]
+        w = vs[:, self.w_off : self.w_off + self.w_size].reshape(k, self.out_dim, -1)
+        if self.b_off >= 0:
+            w = torch.cat([w, vs[:, self.b_off : self.b_off + self.out_dim, None]], dim=2)
+        return w
+
+    def scatter(self, out: torch.Tensor, blk: torch.Tensor) -> None:
+        k = blk.shape[0]
+        if self.b_off >= 0:
+            out[:, self.b_off : self.b_off + self.out_dim] = blk[:, :, -1]
+            blk = blk[:, :, :-1]
+        out[:, self.w_off : self.w_off + self.w_size] = blk.reshape(k, -1)
+
+
+class KFAC(CurvatureOperator):
+    """K-FAC: the Gauss-Newton matrix of ``model`` on ``data``, Kronecker-factored per Linear/Conv2d layer.
+
+    For a layer with inputs ``a`` (a patch of ``in_dim`` values for Conv2d, a trailing 1 for the bias) and
+    output gradients ``g`` at ``T`` positions (T = 1 for Linear), with ``n`` examples and ``c`` running over
+    the pseudo-gradients of each example (see ``fisher``):
+
+    ``A = 1/(n T) sum_{i,t} a_it a_it^T``,  ``S = 1/n sum_{i,c,t} g_ict g_ict^T``,  block ``~ S (x) A``
+
+    (K-FAC "expand" for convolutions), acting on the layer's weight ``W`` (out x in, bias as the last
+    column) as ``W -> S W A``.  Layers are independent (block-diagonal); ``weight_decay * I`` is added so
+    the operator stands for the objective ``L`` of :class:`~gif_lite.Objective` with the same weight decay.
+
+    ``loss``: ``"cross_entropy"`` (``F.cross_entropy``, batch mean) or ``"mse"`` (``F.mse_loss``, mean over
+    all ``n * d`` entries, so its Hessian in the outputs is ``(2/d) I``).  ``fisher``:
+
+    * ``"type-2"`` (default): the exact GGN.  The loss Hessian in the logits is written as
+      ``Lambda = sum_c s_c s_c^T`` (cross-entropy: ``s_c = sqrt(p_c) (p - e_c)``; MSE: ``sqrt(2/d) e_c``)
+      and each ``s_c`` is back-propagated: ``C`` backward passes per batch, deterministic.
+    * ``"mc"``: the true Fisher with one label per example sampled from the model (``y ~ softmax``,
+      generator seeded by ``seed``), ``s = p - e_y``: one backward pass, an unbiased estimate of type-2.
+    * ``"empirical"``: the empirical Fisher, ``s = grad of the loss at the observed label``.
+
+    Every trainable parameter must belong to a Linear or Conv2d (``groups=1``) layer called once per
+    forward; freeze others (``requires_grad_(False)``), e.g. BatchNorm in eval mode.
+    """
+
+    corrected = False
+
+    def __init__(
+        self,
+        model: nn.Module,
+        data: Data | Iterable[Data],
+        loss: Loss = "cross_entropy",
+        fisher: Fisher = "type-2",
+        weight_decay: float = 0.0,
+        seed: int = 0,
+    ) -> None:
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        if loss not in ("cross_entropy", "mse"):
+            raise ValueError(f"unknown loss {loss!r}; valid: 'cross_entropy', 'mse'")
+        if fisher not in ("type-2", "mc", "empirical"):
+            raise ValueError(f"unknown fisher {fisher!r}; valid: 'type-2', 'mc', 'empirical'")
+        if loss == "mse" and fisher == "mc":
+            raise ValueError("fisher='mc' samples labels from a softmax, so it needs loss='cross_entropy'")
+        self.weight_decay = _check_damping(weight_decay, "weight_decay")
+        self.model, self.loss, self.fisher = model, loss, fisher
+        params = trainable_parameters(model)
+        if not params:
+            raise ValueError("model has no trainable parameters (all have requires_grad=False)")
+        offsets, start = {}, 0
+        for p in params:
+            offsets[id(p)] = start
+            start += p.numel()
+        self.num_params = start
+        self.dtype, self.device = params[0].dtype, params[0].device
+        self.layers = self._find_layers(model, offsets)
+        self.batches = _batches(data)
+        self.num_examples = 0
+        self._gen = torch.Generator(device="cpu").manual_seed(seed)
+        self._fit()
+
+    # -------------------------------------------------------------- set-up
+    @staticmethod
+    def _find_layers(model: nn.Module, offsets: dict[int, int]) -> list[_Layer]:
+        layers, covered = [], set()
+        for name, m in model.named_modules():
+            if not isinstance(m, (nn.Linear, nn.Conv2d)) or id(m.weight) not in offsets:
+                continue
+            if isinstance(m, nn.Conv2d) and (
+                m.groups != 1 or m.padding_mode != "zeros" or isinstance(m.padding, str)
+            ):
+                raise ValueError(
+                    f"layer {name!r}: K-FAC here supports Conv2d with groups=1 and numeric zero padding"
+                )
+            if m.bias is not None and id(m.bias) not in offsets:
+                raise ValueError(
+                    f"layer {name!r}: its weight is trainable but its bias is frozen; freeze both or neither"
+                )
+            layers.append(_Layer(name, m, offsets))
+            covered |= {id(m.weight), id(m.bias)}
+        missing = [n for n, p in model.named_parameters() if p.requires_grad and id(p) not in covered]
+        if missing:
+            raise ValueError(
+                f"K-FAC covers only Linear and Conv2d layers, but these trainable parameters are elsewhere: "
+                f"{', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}. Freeze them with requires_grad_(False)"
+            )
+        return layers
+
+    def _pseudo_grads(self, logits: torch.Tensor, y: torch.Tensor) -> list[torch.Tensor]:
+        """Vectors ``s`` (n, C) whose outer products sum to (an estimate of) the loss Hessian in the logits."""
+        n, c = logits.shape
+        if self.loss == "mse":
+            if self.fisher == "empirical":
+                return [(2.0 / c) * (logits - y.reshape(n, c).to(logits.dtype))]
+            return [
+                math.sqrt(2.0 / c) * torch.eye(c, dtype=logits.dtype, device=logits.device)[k].expand(n, c)
+                for k in range(c)
+            ]
+        p = torch.softmax(logits, dim=1)
+        if self.fisher == "type-2":
+            eye = torch.eye(c, dtype=p.dtype, device=p.device)
+            return [p[:, k : k + 1].sqrt() * (p - eye[k]) for k in range(c)]
+        if self.fisher == "mc":
+            labels = torch.multinomial(p.detach().cpu(), 1, generator=self._gen).squeeze(1).to(p.device)
+        else:
+            labels = y.to(p.device)
+        return [p - F.one_hot(labels, c).to(p.dtype)]
+
+    def _passes(self) -> Iterable[tuple[int, list[torch.Tensor], list[list[torch.Tensor]]]]:
+        """Per batch: its size, each layer's input patches and, per pseudo-gradient, its output gradients."""
+        handles = []
+        for layer in self.layers:
+
+            def hook(
+                mod: nn.Module, inp: tuple[torch.Tensor, ...], out: torch.Tensor, layer: _Layer = layer
+            ) -> None:
+                if layer.output is not None:
+                    raise ValueError(
+                        f"layer {layer.name!r} is called more than once per forward; K-FAC needs one call"
+                    )
+                layer.inputs, layer.output = inp[0].detach(), out
+
+            handles.append(layer.module.register_forward_hook(hook))
+        try:
+            for x, y in self.batches:
+                x = x.to(self.device, self.dtype)
+                for layer in self.layers:
+                    layer.output = None
+                with torch.enable_grad():
+                    logits = self.model(x)
+                    if logits.dim() != 2:
+                        raise ValueError(
+                            f"the model must return (n, C) outputs, got shape {tuple(logits.shape)}"
+                        )
+                    outs = [layer.output for layer in self.layers]
+                    if any(o is None for o in outs):
+                        raise ValueError(
+                            "a Linear/Conv2d layer with trainable parameters was not called in forward"
+                        )
+                    grads = []
+                    for s in self._pseudo_grads(logits.detach(), y):
+                        gs = torch.autograd.grad(logits, outs, grad_outputs=s, retain_graph=True)  # type: ignore[arg-type]
+                        grads.append([layer.out_grads(g.detach()) for layer, g in zip(self.layers, gs)])
+                patches = [layer.patches(layer.inputs) for layer in self.layers]  # type: ignore[arg-type]
+                yield x.shape[0], patches, [list(col) for col in zip(*grads)]
+        finally:
+            for h in handles:
+                h.remove()
+            for layer in self.layers:
+                layer.inputs = layer.output = None
+
+    def _fit(self) -> None:
+        for layer in self.layers:
+            layer.a = torch.zeros(layer.in_dim, layer.in_dim, dtype=self.dtype, device=self.device)
+            layer.s = torch.zeros(layer.out_dim, layer.out_dim, dtype=self.dtype, device=self.device)
+        n = 0
+        for size, patches, grads in self._passes():
+            n += size
+            for layer, a, gs in zip(self.layers, patches, grads):
+                a2 = a.reshape(-1, a.shape[-1])
+                layer.a += a2.T @ a2 / a.shape[1]
+                for g in gs:
+                    g2 = g.reshape(-1, g.shape[-1])
+                    layer.s += g2.T @ g2
+        if n == 0:
+            raise ValueError("data is empty: K-FAC needs at least one example")
+        self.num_examples = n
+        for layer in self.layers:
+            layer.a /= n
+            layer.s /= n
+            l_a, layer.q_a = torch.linalg.eigh(layer.a)
+            l_s, layer.q_s = torch.linalg.eigh(layer.s)
+            layer.d = torch.outer(l_s, l_a).clamp_min(0.0)  # (out, in): the eigenvalues of S (x) A
+        if self.corrected:
+            self._correct()
+
+    def _correct(self) -> None:
+        """EK-FAC: replace ``d`` by the exact diagonal ``(1/n) sum_{i,c} (Q_S^T G_ic Q_A)^2`` of each block."""
+        for layer in self.layers:
+            layer.d = torch.zeros_like(layer.d)
+        for _, patches, grads in self._passes():
+            for layer, a, gs in zip(self.layers, patches, grads):
+                a_rot = a @ layer.q_a  # (n, T, in)
+                for g in gs:
+                    g_rot = g @ layer.q_s  # (n, T, out)
+                    per_example = g_rot.transpose(1, 2) @ a_rot  # (n, out, in): Q_S^T (sum_t g_t a_t^T) Q_A
+                    layer.d += (per_example**2).sum(0)
+        for layer in self.layers:
+            layer.d /= self.num_examples
+
+    # -------------------------------------------------------------- products
+    def _spectral(self, vs: torch.Tensor, fn: str, damping: float = 0.0) -> torch.Tensor:
+        out = torch.zeros_like(vs)
+        for layer in self.layers:
+            w = layer.q_s.T @ layer.block(vs) @ layer.q_a  # (k, out, in) in the Kronecker eigenbasis
+            d = layer.d + self.weight_decay + damping
+            w = w * (d if fn == "mul" else _pinv_diag(d))
+            layer.scatter(out, layer.q_s @ w @ layer.q_a.T)
+        return out
+
+    def _apply(self, vs: torch.Tensor) -> torch.Tensor:
+        return self._spectral(vs, "mul")
+
+    def inverse_hvp(self, v: torch.Tensor, damping: float = 0.0) -> torch.Tensor:
+        """``pinv(C + damping I) v``, exact: each block is inverted in its Kronecker eigenbasis.
+
+        ``v`` is one vector or a ``(k, num_params)`` batch of rows (e.g. many test gradients at once).
+        """
+        rows = _rows(v, self.num_params)
+        damping = _check_damping(damping)
+        out = self._spectral(rows.detach().to(self.device, self.dtype), "inv", damping)
+        return out if v.dim() == 2 else out[0]
+
+    def factors(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """``{layer name: (A, S)}``, the Kronecker factors (``A`` with the bias row/column last)."""
+        return {layer.name: (layer.a, layer.s) for layer in self.layers}
+
+    def eigenvalues(self) -> dict[str, torch.Tensor]:
+        """``{layer name: d}`` (out_dim x in_dim): the block's eigenvalues in the Kronecker eigenbasis."""
+        return {layer.name: layer.d for layer in self.layers}
+
+
+class EKFAC(KFAC):
+    """EK-FAC (George et al. 2018): K-FAC's eigenbasis with the exact diagonal of each GGN block in it.
+
+    ``d_k = (1/n) sum_{i,c} (q_k^T vec(G_ic))^2`` with ``G_ic = sum_t g_ict a_it^T`` the per-example
+    (pseudo-)gradient of the layer's weight and ``q_k`` the columns of ``Q_S (x) Q_A``: among operators with
+    the eigenvectors ``Q``, the one closest to the GGN block in Frobenius norm.  One extra pass over ``data``.
+    """
+
+    corrected = True
+
+
+# ------------------------------------------------------------------------------------ low rank
+def _lanczos_basis(
+    matvec: Callable[[torch.Tensor], torch.Tensor],
+    n: int,
+    steps: int,
+    seed: int,
+    dtype: torch.dtype,
+    device: torch.device,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``steps`` fully reorthogonalised Lanczos steps: ``(Q, T)`` with ``Q^T A Q = T`` (Q is n x steps).
+
+    When the Krylov space becomes invariant (a repeated eigenvalue), it restarts from a random vector
+    orthogonal to ``Q`` (``T`` gets a zero off-diagonal), so ``steps = n`` always spans everything.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    q = torch.randn(n, generator=gen, dtype=dtype).to(device)
+    q /= q.norm()
+    basis = torch.empty(steps, n, dtype=dtype, device=device)
+    alphas: list[float] = []
+    betas: list[float] = []
+    scale = 0.0
+    for j in range(steps):
+        basis[j] = q
+        w = matvec(q)
+        alphas.append(float(q @ w))
+        for _ in range(2):
+            w = w - basis[: j + 1].T @ (basis[: j + 1] @ w)
+        beta = float(w.norm())
+        scale = max(scale, abs(alphas[-1]), beta)
+        if j == steps - 1:
+            break
+        if (
+            beta <= 1e-10 * scale
+        ):  # invariant subspace (repeated eigenvalues): restart orthogonally, T gets a 0
+            w = torch.randn(n, generator=gen, dtype=dtype).to(device)
+            for _ in range(2):
+                w = w - basis[: j + 1].T @ (basis[: j + 1] @ w)
+            beta, w = 0.0, w / w.norm()
+            betas.append(beta)
+            q = w
+            continue
+        betas.append(beta)
+        q = w / beta
+    k = len(alphas)
+    t = torch.diag(torch.tensor(alphas, dtype=dtype))
+    if betas:
+        b = torch.tensor(betas, dtype=dtype)
+        t += torch.diag(b, 1) + torch.diag(b, -1)
+    return basis[:k].T, t.to(device)
+
+
+class LowRank(CurvatureOperator):
+    """Arnoldi / low-rank curvature (Schioppa et al. 2022): ``C = U diag(lambda) U^T``.
+
+    ``steps`` Lanczos iterations (Arnoldi on a symmetric operator, fully reorthogonalised) on the exact
+    ``obj.hvp`` give ``Q^T H Q = T``; the ``rank`` Ritz pairs of largest ``|lambda|`` (``U = Q V``) are kept.
+    Costs ``steps`` HVPs once; every product afterwards is two thin matrix products.  With
+    ``steps = rank = num_params`` it is ``H`` itself.  Products with ``pinv(C + damping I)``:
+    ``U diag(1 / (lambda + damping)) U^T v`` plus ``(v - U U^T v) / damping`` when ``damping > 0``
+    (the exact inverse of the damped low-rank matrix; Schioppa et al. keep only the first term).
+    """
+
+    def __init__(self, obj: Objective, rank: int, steps: int | None = None, seed: int = 0) -> None:
+        if not hasattr(obj, "hvp") or not hasattr(obj, "num_params"):
+            raise TypeError(
+                f"obj must be a gif_lite.Objective (or an operator with hvp), got {type(obj).__name__}"
+            )
+        steps = steps if steps is not None else min(obj.num_params, 2 * rank)
+        if not 1 <= rank <= obj.num_params:
+            raise ValueError(f"rank must lie in [1, num_params={obj.num_params}], got {rank}")
+        if not rank <= steps <= obj.num_params:
+            raise ValueError(f"steps must lie in [rank={rank}, num_params={obj.num_params}], got {steps}")
+        self.num_params, self.dtype, self.device = obj.num_params, obj.dtype, obj.device
+        start = obj.hvp_calls
+        q, t = _lanczos_basis(obj.hvp, obj.num_params, steps, seed, obj.dtype, obj.device)
+        theta, s = torch.linalg.eigh(t)
+        keep = theta.abs().argsort(descending=True)[:rank]
+        self.eigenvalues, self.eigenvectors = theta[keep], q @ s[:, keep]
+        self.build_hvps = obj.hvp_calls - start  #: exact HVPs spent building the operator
+
+    def _apply(self, vs: torch.Tensor) -> torch.Tensor:
+        return (vs @ self.eigenvectors) * self.eigenvalues @ self.eigenvectors.T
+
+    def inverse_hvp(self, v: torch.Tensor, damping: float = 0.0) -> torch.Tensor:
+        """``pinv(U diag(lambda) U^T + damping I) v`` for one vector or a ``(k, num_params)`` batch of rows."""
+        rows = _rows(v, self.num_params).detach().to(self.device, self.dtype)
+        damping = _check_damping(damping)
+        u = self.eigenvectors
+        coef = rows @ u
+        out = (coef * _pinv_diag(self.eigenvalues + damping)) @ u.T
+        if damping > 0:
+            out += (rows - coef @ u.T) / damping
+        return out if v.dim() == 2 else out[0]
+
+
+# ------------------------------------------------------------------------------------ stochastic
+class StochasticHessian(CurvatureOperator):
+    """Mini-batch Hessians of the objective ``mean loss + weight_decay/2 ||theta||^2`` on ``(x, y)``.
+
+    ``resample="per_call"``: every ``hvp`` draws ``batch_size`` examples uniformly without replacement
+    (a fresh draw per call, from a generator seeded by ``seed``) and returns that batch's mean-loss
+    Hessian times ``v`` plus ``weight_decay * v``: an unbiased estimate of ``H v``, for LiSSA (Agarwal
+    et al. 2017), whose recursion averages the noise.  ``resample="fixed"``: one draw at construction,
+    the same batch for every product (a subsampled Hessian, deterministic), for the Krylov solvers
+    (CG, MINRES, LSQR) which assume one fixed matrix.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        loss_fn: LossFn,
+        data: Data,
+        batch_size: int,
+        weight_decay: float = 0.0,
+        resample: Literal["per_call", "fixed"] = "per_call",
+        seed: int = 0,
+    ) -> None:
+        if not (
+            isinstance(data, (tuple, list))
+            and len(data) == 2
+            and all(isinstance(t, torch.Tensor) for t in data)
+        ):
+            raise TypeError("data must be one (inputs, targets) pair of tensors")
+        n = int(data[0].shape[0])
+        if not 1 <= batch_size <= n:
+            raise ValueError(f"batch_size must lie in [1, n={n}], got {batch_size}")
+        if resample not in ("per_call", "fixed"):
+            raise ValueError(f"unknown resample {resample!r}; valid: 'per_call', 'fixed'")
+        self.model, self.loss_fn, self.data = model, loss_fn, (data[0], data[1])
+        self.batch_size, self.weight_decay, self.resample = int(batch_size), weight_decay, resample
+        self._gen = torch.Generator().manual_seed(seed)
+        self._obj = self._draw()  # validates model, loss_fn and weight_decay as Objective does
+        self.num_params, self.dtype, self.device = self._obj.num_params, self._obj.dtype, self._obj.device
+
+    def _draw(self) -> Objective:
+        idx = torch.randperm(int(self.data[0].shape[0]), generator=self._gen)[: self.batch_size]
+        x, y = self.data
+        batch = (x[idx.to(x.device)], y[idx.to(y.device)])
+        return Objective(self.model, self.loss_fn, batch, self.weight_decay, hvp_method="double_backward")
+
+    def _apply(self, vs: torch.Tensor) -> torch.Tensor:
+        rows = []
+        for v in vs:
+            if self.resample == "per_call":
+                self._obj = self._draw()
+            rows.append(self._obj.hvp(v))
+        return torch.stack(rows)

@@ -1,0 +1,958 @@
+"""Bad inputs across the public API: each gets the library's error (or warning) naming the problem, and the
+model is left exactly as it was (parameters, buffers, modes, requires_grad flags, .grad and hooks).
+
+Every case is one row of a table: the call, the exception or warning class, a fragment of its message.
+Property-based tests (hypothesis) check subsets, groups and vectors against dense references.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
+from torch.nn import functional as F
+from torch.utils.data import DataLoader, Dataset, TensorDataset
+
+import gif_lite as gl
+from gif_lite import checks, solvers
+from gif_lite.book.checkpoints import load_checkpoint, save_checkpoint
+from gif_lite.checks import GifLiteError, GifLiteTypeError, GifLiteWarning, ModelCallError, ModelState
+from gif_lite.train import drop_examples
+
+CE = F.cross_entropy
+N, D, K = 24, 4, 3
+
+
+def _data() -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(0)
+    return torch.randn(N, D, generator=gen, dtype=torch.float64), torch.arange(N) % K
+
+
+X, Y = _data()
+
+
+def _mlp() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(D, 5), nn.Tanh(), nn.Linear(5, K)).double().eval()
+
+
+def _bn() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(D, 5), nn.BatchNorm1d(5), nn.Tanh(), nn.Linear(5, K)).double().eval()
+
+
+def _obj(model: nn.Module) -> gl.Objective:
+    return gl.Objective(model, CE, (X, Y), weight_decay=0.1)
+
+
+def _v(n: int = 43) -> torch.Tensor:
+    return torch.linspace(-1, 1, n, dtype=torch.float64)
+
+
+NP = 43  # parameters of _mlp: 4*5+5 + 5*3+3
+
+
+class _Unused(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc, self.spare = nn.Linear(D, K), nn.Linear(D, K)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x)
+
+
+class _Pairs(Dataset):
+    def __len__(self) -> int:
+        return N
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return X[i], Y[i]
+
+
+def _endless():
+    while True:
+        yield X[:4], Y[:4]
+
+
+def _frozen_after(model: nn.Module) -> None:
+    obj = _obj(model)
+    model[0].weight.requires_grad_(False)
+    try:
+        obj.gradient()
+    finally:
+        model[0].weight.requires_grad_(True)
+
+
+def _train_after(model: nn.Module) -> None:
+    obj = _obj(model)
+    model[1].train()  # a child switched to training mode after the objective was built
+    try:
+        obj.gradient()
+    finally:
+        model[1].eval()
+
+
+def _nan_weights(model: nn.Module) -> None:
+    with torch.no_grad():
+        model[0].weight[0, 0] = float("nan")
+
+
+def _nan_grad_select(model: nn.Module) -> None:
+    # a NaN output gradient ranked by the plain baseline
+    gl.select(
+        model, "largest_gradient_entries", 0.5, X, Y, lambda o, t: CE(o, t) * torch.tensor(float("nan"))
+    )
+
+
+def _other_model_group(model: nn.Module) -> None:
+    group = gl.Objective(_mlp(), CE, (X[:6], Y[:6]), weight_decay=0.1)
+    gl.second_order_influence(_obj(model), group, 0.25)
+
+
+def _fraction_mismatch(model: nn.Module) -> None:
+    group = gl.Objective(model, CE, (X[:6], Y[:6]), weight_decay=0.1)
+    gl.second_order_influence(_obj(model), group, 0.3)
+
+
+def _relabel_sizes(model: nn.Module) -> None:
+    old = gl.Objective(model, CE, (X[:6], Y[:6]))
+    new = gl.Objective(model, CE, (X[:5], Y[:5]))
+    gl.second_order_relabel_influence(_obj(model), old, new, 0.25, _v())
+
+
+def _ckpt(tmp: Path, model: nn.Module) -> Path:
+    return save_checkpoint(model, tmp / "m.pt", {"seed": 0})
+
+
+def _load_other_arch(model: nn.Module, tmp: Path) -> None:
+    other = nn.Sequential(nn.Linear(D, 7), nn.Tanh(), nn.Linear(7, K)).double()
+    load_checkpoint(model, _ckpt(tmp, other))
+
+
+def _load_missing_fields(model: nn.Module, tmp: Path) -> None:
+    path = _ckpt(tmp, model)
+    payload = torch.load(path, weights_only=True)
+    del payload["config_json"]
+    torch.save(payload, path)
+    load_checkpoint(model, path)
+
+
+def _load_extra_key(model: nn.Module, tmp: Path) -> None:
+    bigger = nn.Sequential(nn.Linear(D, 5), nn.Tanh(), nn.Linear(5, K), nn.Linear(K, K)).double()
+    load_checkpoint(model, _ckpt(tmp, bigger))
+
+
+@dataclass
+class Case:
+    id: str
+    call: Callable[..., object]
+    exc: type[BaseException]
+    match: str
+    model: Callable[[], nn.Module] = _mlp
+
+
+def _sub(*idx: int) -> torch.Tensor:
+    return torch.tensor(idx)
+
+
+def _lbl(*v: object) -> torch.Tensor:
+    return torch.tensor(v)
+
+
+G = _sub(0, 1, 2, 3, 4, 5)  # a group of 6 examples
+
+CASES = [
+    # ---------------------------------------------------------------- data
+    Case("data-dict", lambda m: gl.Objective(m, CE, {"x": X, "y": Y}), GifLiteTypeError, "dict"),
+    Case("data-dict-batches", lambda m: gl.Objective(m, CE, [{"x": X, "y": Y}]), GifLiteTypeError, "dict"),
+    Case("data-map-dataset", lambda m: gl.Objective(m, CE, _Pairs()), GifLiteTypeError, "DataLoader"),
+    Case(
+        "data-targets-list",
+        lambda m: gl.Objective(m, CE, (X, Y.tolist())),
+        GifLiteTypeError,
+        "targets must be",
+    ),
+    Case("data-targets-short", lambda m: gl.Objective(m, CE, (X, Y[:-1])), GifLiteError, "batch size"),
+    Case("data-empty", lambda m: gl.Objective(m, CE, (X[:0], Y[:0])), GifLiteError, "empty"),
+    Case("data-nan-inputs", lambda m: gl.Objective(m, CE, (X * float("nan"), Y)), GifLiteError, "NaN"),
+    Case(
+        "data-inf-targets",
+        lambda m: gl.Objective(m, F.mse_loss, (X, torch.full((N, K), float("inf"), dtype=torch.float64))),
+        GifLiteError,
+        "infinite",
+    ),
+    Case(
+        "data-cycle", lambda m: gl.Objective(m, CE, itertools.cycle([(X, Y)])), GifLiteError, "without ending"
+    ),
+    Case("data-endless-generator", lambda m: gl.Objective(m, CE, _endless()), GifLiteError, "without ending"),
+    Case(
+        "data-shuffled-drop-last",
+        lambda m: gl.Objective(m, CE, DataLoader(TensorDataset(X, Y), 5, shuffle=True, drop_last=True)),
+        GifLiteError,
+        "drop_last",
+    ),
+    Case(
+        "data-replacement-sampler",
+        lambda m: gl.Objective(
+            m,
+            CE,
+            DataLoader(TensorDataset(X, Y), 5, sampler=torch.utils.data.RandomSampler(X, replacement=True)),
+        ),
+        GifLiteError,
+        "replacement",
+    ),
+    Case("data-tensor", lambda m: gl.Objective(m, CE, X), GifLiteTypeError, "pair"),
+    Case("data-string", lambda m: gl.Objective(m, CE, "train.csv"), GifLiteTypeError, "pair"),
+    Case("data-triple", lambda m: gl.Objective(m, CE, [(X, Y, Y)]), GifLiteTypeError, "pair"),
+    Case(
+        "data-0d", lambda m: gl.Objective(m, CE, (X[0, 0], Y[0])), GifLiteError, "leading example dimension"
+    ),
+    Case("data-int-inputs", lambda m: gl.Objective(m, CE, (X.long(), Y)), ModelCallError, "convert them"),
+    Case(
+        "data-wrong-width",
+        lambda m: gl.Objective(m, CE, (X[:, :3], Y)),
+        ModelCallError,
+        "shapes cannot be multiplied",
+    ),
+    Case("data-no-batches", lambda m: gl.Objective(m, CE, []), GifLiteError, "no batches"),
+    Case(
+        "data-bad-second-batch",
+        lambda m: gl.Objective(m, CE, [(X, Y), (X, Y[:3])]),
+        GifLiteError,
+        r"data\[1\]",
+    ),
+    Case(
+        "data-tensordataset-3",
+        lambda m: gl.Objective(m, CE, TensorDataset(X, Y, Y)),
+        GifLiteError,
+        "3 tensors",
+    ),
+    # ---------------------------------------------------------------- losses
+    Case(
+        "loss-float",
+        lambda m: gl.Objective(m, lambda o, t: CE(o, t).item(), (X, Y)),
+        GifLiteTypeError,
+        "not a tensor",
+    ),
+    Case(
+        "loss-detached",
+        lambda m: gl.Objective(m, lambda o, t: CE(o, t).detach(), (X, Y)),
+        GifLiteError,
+        "not attached",
+    ),
+    Case(
+        "loss-module-none",
+        lambda m: gl.Objective(m, nn.CrossEntropyLoss(reduction="none"), (X, Y)),
+        GifLiteError,
+        "reduction",
+    ),
+    Case(
+        "loss-module-sum",
+        lambda m: gl.Objective(m, nn.CrossEntropyLoss(reduction="sum"), (X, Y)),
+        GifLiteError,
+        "reduction",
+    ),
+    Case(
+        "loss-functional-sum",
+        lambda m: gl.Objective(m, lambda o, t: F.cross_entropy(o, t, reduction="sum"), (X, Y)),
+        GifLiteError,
+        "sums over the batch",
+    ),
+    Case(
+        "loss-vector",
+        lambda m: gl.Objective(m, lambda o, t: F.cross_entropy(o, t, reduction="none"), (X, Y)),
+        GifLiteError,
+        "scalar",
+    ),
+    Case(
+        "loss-integer",
+        lambda m: gl.Objective(m, lambda o, t: (o.argmax(1) == t).sum(), (X, Y)),
+        GifLiteError,
+        "floating",
+    ),
+    Case(
+        "loss-not-callable", lambda m: gl.Objective(m, "cross_entropy", (X, Y)), GifLiteTypeError, "callable"
+    ),
+    Case(
+        "loss-unused-parameter",
+        lambda m: gl.Objective(m, CE, (X.float(), Y)),
+        GifLiteError,
+        r"\['spare.weight', 'spare.bias'\]",
+        model=lambda: _Unused().eval(),
+    ),
+    Case(
+        "loss-not-a-mean-warns",
+        lambda m: gl.Objective(m, lambda o, t: F.cross_entropy(o, t, reduction="sum").sqrt(), (X, Y)),
+        GifLiteWarning,
+        "not a batch mean",
+    ),
+    # ---------------------------------------------------------------- modes
+    Case(
+        "mode-child-dropout",
+        lambda m: _obj(m),
+        GifLiteError,
+        r"'1' \(Dropout\)",
+        model=lambda: (
+            nn.Sequential(nn.Linear(D, K), nn.Dropout(0.5))
+            .double()
+            .eval()
+            .apply(lambda c: c.train() if isinstance(c, nn.Dropout) else None)
+        ),
+    ),
+    Case(
+        "mode-root-train-dropout",
+        lambda m: _obj(m),
+        GifLiteError,
+        r"\.eval\(\)",
+        model=lambda: nn.Sequential(nn.Linear(D, K), nn.Dropout(0.5)).double(),
+    ),
+    Case(
+        "mode-child-batchnorm",
+        lambda m: _obj(m),
+        GifLiteError,
+        r"'1' \(BatchNorm1d\)",
+        model=lambda: _bn().apply(lambda c: c.train() if isinstance(c, nn.BatchNorm1d) else None),
+    ),
+    Case(
+        "mode-untracked-batchnorm",
+        lambda m: _obj(m),
+        GifLiteError,
+        "track_running_stats",
+        model=lambda: (
+            nn.Sequential(nn.Linear(D, 5), nn.BatchNorm1d(5, track_running_stats=False), nn.Linear(5, K))
+            .double()
+            .eval()
+        ),
+    ),
+    Case("mode-changed-after-build", _train_after, GifLiteError, "BatchNorm1d", model=_bn),
+    Case("params-frozen-after-build", _frozen_after, GifLiteError, "changed since this Objective was built"),
+    Case(
+        "model-not-module",
+        lambda m: gl.Objective(lambda x: x, CE, (X, Y)),
+        GifLiteTypeError,
+        "torch.nn.Module",
+    ),
+    Case(
+        "model-nothing-trainable",
+        lambda m: gl.Objective(m.requires_grad_(False), CE, (X, Y)),
+        GifLiteError,
+        "no trainable parameters",
+    ),
+    # ---------------------------------------------------------------- subsets
+    Case(
+        "update-unsorted-subset",
+        lambda m: gl.apply_update(m, _v(2), _sub(5, 1)),
+        GifLiteError,
+        "sorted ascending",
+    ),
+    Case("update-out-of-range", lambda m: gl.apply_update(m, _v(2), _sub(1, NP)), GifLiteError, r"\[0, 43\)"),
+    Case(
+        "update-negative", lambda m: gl.apply_update(m, _v(2), _sub(-1, 3)), GifLiteError, "negative indices"
+    ),
+    Case("update-duplicates", lambda m: gl.apply_update(m, _v(2), _sub(3, 3)), GifLiteError, "duplicated"),
+    Case(
+        "update-float-subset",
+        lambda m: gl.apply_update(m, _v(2), torch.tensor([1.0, 2.0])),
+        GifLiteError,
+        "integer",
+    ),
+    Case("update-2d-subset", lambda m: gl.apply_update(m, _v(2), _sub(1, 2)[None]), GifLiteError, "1-D"),
+    Case("update-empty-subset", lambda m: gl.apply_update(m, _v(0), _sub()), GifLiteError, "empty"),
+    Case(
+        "update-short-mask",
+        lambda m: gl.apply_update(m, _v(1), torch.tensor([True, False])),
+        GifLiteError,
+        "mask",
+    ),
+    Case("update-float-list", lambda m: gl.apply_update(m, _v(1), [0.5]), GifLiteTypeError, "integer"),
+    Case(
+        "update-string-subset",
+        lambda m: gl.apply_update(m, _v(1), "0"),
+        GifLiteTypeError,
+        "tensor of integer",
+    ),
+    Case("update-delta-length", lambda m: gl.apply_update(m, _v(3), _sub(1, 2)), GifLiteError, "length 2"),
+    Case(
+        "update-delta-nan",
+        lambda m: gl.apply_update(m, _v(2) * float("nan"), _sub(1, 2)),
+        GifLiteError,
+        "NaN",
+    ),
+    Case(
+        "update-delta-int",
+        lambda m: gl.apply_update(m, _sub(1, 2), _sub(1, 2)),
+        GifLiteError,
+        "floating-point",
+    ),
+    Case("update-delta-column", lambda m: gl.apply_update(m, _v()[:, None]), GifLiteError, "reshape"),
+    Case("update-scale-nan", lambda m: gl.apply_update(m, _v(), scale=float("nan")), GifLiteError, "scale"),
+    Case("update-scale-string", lambda m: gl.apply_update(m, _v(), scale="1"), GifLiteTypeError, "scale"),
+    Case(
+        "update-overflow", lambda m: gl.apply_update(m, _v() * 1e300, scale=1e300), GifLiteError, "overflows"
+    ),
+    Case("set-theta-length", lambda m: gl.set_flat_params(m, _v(5)), GifLiteError, "length 43"),
+    Case(
+        "set-theta-nan", lambda m: gl.set_flat_params(m, _v() * float("inf")), GifLiteError, "NaN or infinite"
+    ),
+    Case(
+        "set-theta-frozen",
+        lambda m: gl.set_flat_params(m.requires_grad_(False), _v()),
+        GifLiteError,
+        "no trainable",
+    ),
+    Case(
+        "flat-params-frozen", lambda m: gl.flat_params(m.requires_grad_(False)), GifLiteError, "no trainable"
+    ),
+    Case("fif-unsorted", lambda m: gl.frozen_influence(_obj(m), _v(), _sub(4, 2)), GifLiteError, "sorted"),
+    Case(
+        "gif-out-of-range",
+        lambda m: gl.generalized_influence(_obj(m), _v(), _sub(2, 99)),
+        GifLiteError,
+        r"\[0, 43\)",
+    ),
+    Case(
+        "pif-duplicates",
+        lambda m: gl.projected_influence(_obj(m), _v(), _sub(2, 2)),
+        GifLiteError,
+        "duplicated",
+    ),
+    Case(
+        "check-subset-bool-short",
+        lambda m: gl.check_subset(torch.ones(3, dtype=torch.bool), NP),
+        GifLiteError,
+        "mask",
+    ),
+    Case("columns-float", lambda m: _obj(m).hessian_columns(torch.tensor([0.0])), GifLiteError, "integer"),
+    Case("columns-range", lambda m: _obj(m).hessian_columns([0, 50]), GifLiteError, "columns must lie"),
+    # ---------------------------------------------------------------- vectors
+    Case("g-length", lambda m: gl.influence(_obj(m), _v(5)), GifLiteError, "length 43"),
+    Case(
+        "g-int",
+        lambda m: gl.influence(_obj(m), torch.zeros(NP, dtype=torch.long)),
+        GifLiteError,
+        "floating-point",
+    ),
+    Case("g-nan", lambda m: gl.influence(_obj(m), _v() * float("nan")), GifLiteError, "NaN"),
+    Case("g-column", lambda m: gl.influence(_obj(m), _v()[:, None]), GifLiteError, "reshape"),
+    Case("g-list", lambda m: gl.influence(_obj(m), _v().tolist()), GifLiteTypeError, "tensor"),
+    Case("hvp-length", lambda m: _obj(m).hvp(_v(3)), GifLiteError, "v must be a flat vector"),
+    Case("obj-not-objective", lambda m: gl.influence(m, _v()), GifLiteTypeError, "gif_lite.Objective"),
+    # ---------------------------------------------------------------- solver options
+    Case(
+        "solver-unknown",
+        lambda m: gl.influence(_obj(m), _v(), solver="newton"),
+        GifLiteError,
+        "unknown solver",
+    ),
+    Case(
+        "solver-gif-cg",
+        lambda m: gl.generalized_influence(_obj(m), _v(), _sub(1), solver="cg"),
+        GifLiteError,
+        "unknown solver",
+    ),
+    Case(
+        "direct-options",
+        lambda m: gl.influence(_obj(m), _v(), solver="direct", scael=2.0),
+        GifLiteError,
+        "takes no options",
+    ),
+    Case(
+        "cg-misspelled",
+        lambda m: gl.influence(_obj(m), _v(), solver="cg", tolerance=1e-3),
+        GifLiteError,
+        "unknown option",
+    ),
+    Case(
+        "lsqr-scale",
+        lambda m: gl.generalized_influence(_obj(m), _v(), _sub(1), scale=2.0),
+        GifLiteError,
+        "reorthogonalize",
+    ),
+    Case(
+        "lissa-reorth",
+        lambda m: gl.influence(_obj(m), _v(), solver="lissa", reorthogonalize=True),
+        GifLiteError,
+        "scale",
+    ),
+    Case("max-iter-zero", lambda m: gl.influence(_obj(m), _v(), max_iter=0), GifLiteError, "no iteration"),
+    Case(
+        "max-iter-zero-landweber",
+        lambda m: gl.generalized_influence(_obj(m), _v(), _sub(1), solver="landweber", max_iter=0),
+        GifLiteError,
+        "no iteration",
+    ),
+    Case(
+        "max-iter-negative",
+        lambda m: gl.frozen_influence(_obj(m), _v(), _sub(1), max_iter=-1),
+        GifLiteError,
+        "no iteration",
+    ),
+    Case(
+        "max-iter-float",
+        lambda m: gl.influence(_obj(m), _v(), max_iter=2.5),
+        GifLiteTypeError,
+        "positive int",
+    ),
+    Case(
+        "max-iter-bool",
+        lambda m: gl.influence(_obj(m), _v(), max_iter=True),
+        GifLiteTypeError,
+        "positive int",
+    ),
+    Case("tol-zero", lambda m: gl.influence(_obj(m), _v(), tol=0.0), GifLiteError, "tol must be >"),
+    Case(
+        "tol-nan",
+        lambda m: gl.influence(_obj(m), _v(), tol=float("nan")),
+        GifLiteError,
+        "tol must be a finite",
+    ),
+    Case("damping-negative", lambda m: gl.influence(_obj(m), _v(), damping=-1.0), GifLiteError, "damping"),
+    Case("damping-inf", lambda m: gl.influence(_obj(m), _v(), damping=float("inf")), GifLiteError, "damping"),
+    Case(
+        "solver-fn-max-iter-zero",
+        lambda m: solvers.cg(lambda v: v, _v(), max_iter=0),
+        GifLiteError,
+        "no iteration",
+    ),
+    Case(
+        "landweber-normalizer-nan",
+        lambda m: solvers.landweber(lambda v: v, lambda v: v, _v(), normalizer=float("nan")),
+        GifLiteError,
+        "normalizer",
+    ),
+    Case(
+        "weight-decay-huge",
+        lambda m: gl.Objective(m, CE, (X, Y), weight_decay=1e300),
+        GifLiteError,
+        "overflows",
+    ),
+    Case(
+        "weight-decay-nan",
+        lambda m: gl.Objective(m, CE, (X, Y), weight_decay=float("nan")),
+        GifLiteError,
+        "weight_decay",
+    ),
+    Case(
+        "weight-decay-negative",
+        lambda m: gl.Objective(m, CE, (X, Y), weight_decay=-0.1),
+        GifLiteError,
+        "weight_decay",
+    ),
+    # ---------------------------------------------------------------- groups
+    Case(
+        "group-out-of-range",
+        lambda m: gl.removal_problem(m, CE, (X, Y), _sub(0, N)),
+        GifLiteError,
+        r"\[0, 24\)",
+    ),
+    Case("group-negative", lambda m: gl.removal_problem(m, CE, (X, Y), _sub(-1)), GifLiteError, "negative"),
+    Case(
+        "group-duplicates",
+        lambda m: gl.removal_problem(m, CE, (X, Y), _sub(1, 1)),
+        GifLiteError,
+        "duplicated",
+    ),
+    Case(
+        "group-float",
+        lambda m: gl.removal_problem(m, CE, (X, Y), torch.tensor([1.0])),
+        GifLiteError,
+        "integer",
+    ),
+    Case("group-empty", lambda m: gl.removal_problem(m, CE, (X, Y), []), GifLiteError, "empty"),
+    Case(
+        "group-everything",
+        lambda m: gl.removal_problem(m, CE, (X, Y), torch.arange(N)),
+        GifLiteError,
+        "nothing would remain",
+    ),
+    Case(
+        "group-mask-length",
+        lambda m: gl.removal_problem(m, CE, (X, Y), torch.ones(5, dtype=torch.bool)),
+        GifLiteError,
+        "mask",
+    ),
+    Case("group-2d", lambda m: gl.removal_problem(m, CE, (X, Y), _sub(1, 2)[None]), GifLiteError, "1-D"),
+    Case("group-strings", lambda m: gl.removal_problem(m, CE, (X, Y), ["a"]), GifLiteTypeError, "integer"),
+    Case(
+        "group-drop-examples",
+        lambda m: drop_examples((X, Y), _sub(0, 99)),
+        GifLiteError,
+        r"\[0, 24\)",
+    ),
+    Case("data-dict-removal", lambda m: gl.removal_problem(m, CE, {"x": X}, G), GifLiteTypeError, "dict"),
+    # ---------------------------------------------------------------- labels
+    Case(
+        "labels-fractional",
+        lambda m: gl.relabel_problem(m, CE, (X, Y), G, torch.full((6,), 1.5)),
+        GifLiteError,
+        "integer class labels",
+    ),
+    Case(
+        "labels-column",
+        lambda m: gl.relabel_problem(m, CE, (X, Y), G, torch.zeros(6, 1, dtype=torch.long)),
+        GifLiteError,
+        "reshape",
+    ),
+    Case(
+        "labels-length",
+        lambda m: gl.relabel_problem(m, CE, (X, Y), G, torch.zeros(4, dtype=torch.long)),
+        GifLiteError,
+        r"shape \(6,\)",
+    ),
+    Case("labels-negative", lambda m: gl.relabel_problem(m, CE, (X, Y), G, -1), GifLiteError, ">= 0"),
+    Case("labels-out-of-range", lambda m: gl.relabel_problem(m, CE, (X, Y), G, K), GifLiteError, r"\[0, 3\)"),
+    Case("labels-bool", lambda m: gl.relabel_problem(m, CE, (X, Y), G, True), GifLiteTypeError, "booleans"),
+    Case(
+        "labels-set-group",
+        lambda m: gl.relabel_problem(m, CE, (X, Y), {3, 1}, _lbl(0, 2)),
+        GifLiteTypeError,
+        "set",
+    ),
+    Case(
+        "labels-string", lambda m: gl.relabel_problem(m, CE, (X, Y), G, "cat"), GifLiteTypeError, "new_labels"
+    ),
+    # ---------------------------------------------------------------- second order
+    Case("second-order-other-model", _other_model_group, GifLiteError, "same model"),
+    Case("second-order-fraction", _fraction_mismatch, GifLiteError, "m / n = 0.25"),
+    Case(
+        "second-order-fraction-zero",
+        lambda m: gl.second_order_influence(_obj(m), _obj(m), 0.0),
+        GifLiteError,
+        "fraction",
+    ),
+    Case(
+        "second-order-fraction-nan",
+        lambda m: gl.second_order_influence(_obj(m), _obj(m), float("nan")),
+        GifLiteError,
+        "finite",
+    ),
+    Case("second-order-relabel-sizes", _relabel_sizes, GifLiteError, "same relabelled group"),
+    # ---------------------------------------------------------------- selection
+    Case(
+        "select-generator-string",
+        lambda m: gl.select(m, "random", 0.5, None, generator="0"),
+        GifLiteTypeError,
+        "Generator",
+    ),
+    Case(
+        "select-wrong-shape",
+        lambda m: gl.select(m, "highest_outputs", 0.5, X[:, :2]),
+        ModelCallError,
+        "shape",
+    ),
+    Case(
+        "select-nan-inputs",
+        lambda m: gl.select(m, "highest_outputs", 0.5, X * float("nan")),
+        GifLiteError,
+        "NaN",
+    ),
+    Case("select-nan-gradients", _nan_grad_select, GifLiteError, "NaN"),
+    Case(
+        "select-nan-weights",
+        lambda m: (_nan_weights(m), gl.select(m, "highest_gradients", 0.5, X, Y, CE)),
+        GifLiteError,
+        "NaN",
+        model=lambda: nn.Sequential(nn.Linear(D, 5), nn.Linear(5, K)).double(),
+    ),
+    Case(
+        "select-sum-loss",
+        lambda m: gl.select(m, "highest_gradients", 0.5, X, Y, nn.CrossEntropyLoss(reduction="sum")),
+        GifLiteError,
+        "reduction",
+    ),
+    Case("select-method", lambda m: gl.select(m, "biggest", 0.5, X), GifLiteError, "unknown method"),
+    # ---------------------------------------------------------------- training, evaluation, retraining
+    Case(
+        "retrain-without-bad-group",
+        lambda m: gl.retrain_without(m, CE, (X, Y), _sub(99)),
+        GifLiteError,
+        r"\[0, 24\)",
+    ),
+    Case(
+        "retrain-without-everything",
+        lambda m: gl.retrain_without(m, CE, (X, Y), torch.arange(N)),
+        GifLiteError,
+        "nothing would be left",
+    ),
+    Case(
+        "retrain-relabelled-fractional",
+        lambda m: gl.retrain_relabelled(m, CE, (X, Y), G, torch.full((6,), 0.5)),
+        GifLiteError,
+        "integer class labels",
+    ),
+    Case(
+        "relabel-examples-column",
+        lambda m: gl.relabel_examples((X, Y), G, torch.zeros(6, 1, dtype=torch.long)),
+        GifLiteError,
+        "reshape",
+    ),
+    Case("evaluate-dict", lambda m: gl.evaluate(m, {"x": X, "y": Y}), GifLiteTypeError, "dict"),
+    Case(
+        "train-lbfgs-short-targets", lambda m: gl.train_lbfgs(m, CE, (X, Y[:-2])), GifLiteError, "batch size"
+    ),
+    Case(
+        "objective-value-list-targets",
+        lambda m: gl.objective_value(m, CE, (X, Y.tolist())),
+        GifLiteTypeError,
+        "targets must be",
+    ),
+]
+
+
+def _raises(case: Case, model: nn.Module, *extra: object) -> None:
+    if issubclass(case.exc, Warning):
+        with pytest.warns(case.exc, match=case.match):
+            case.call(model, *extra)
+    else:
+        with pytest.raises(case.exc, match=case.match):
+            case.call(model, *extra)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_bad_input_is_named_and_leaves_the_model_untouched(case: Case) -> None:
+    model = case.model()
+    before = ModelState(model)
+    if case.id == "select-nan-weights":  # the NaN weight is part of the set-up, not of the call
+        _nan_weights(model)
+        before = ModelState(model)
+        case = Case(case.id, lambda m: gl.select(m, "highest_gradients", 0.5, X, Y, CE), case.exc, case.match)
+    _raises(case, model)
+    if case.id in ("model-nothing-trainable", "set-theta-frozen", "flat-params-frozen"):
+        model.requires_grad_(True)  # the case itself froze the model before the call
+    assert ModelState(model).same_as(before), f"{case.id} changed the model"
+
+
+CHECKPOINT_CASES = [
+    Case("checkpoint-other-architecture", _load_other_arch, GifLiteError, "another architecture"),
+    Case(
+        "checkpoint-missing-fields", _load_missing_fields, GifLiteError, r"lacks the fields \['config_json'\]"
+    ),
+    Case("checkpoint-extra-layer", _load_extra_key, GifLiteError, "unexpected"),
+]
+
+
+@pytest.mark.parametrize("case", CHECKPOINT_CASES, ids=[c.id for c in CHECKPOINT_CASES])
+def test_bad_checkpoint_leaves_the_model_untouched(case: Case, tmp_path: Path) -> None:
+    model = case.model()
+    before = ModelState(model)
+    _raises(case, model, tmp_path)
+    assert ModelState(model).same_as(before)
+
+
+def test_a_load_failing_half_way_is_rolled_back(tmp_path: Path) -> None:
+    class Refuses(nn.Linear):
+        def _load_from_state_dict(self, *args: object, **kwargs: object) -> None:
+            raise RuntimeError("refused")
+
+    model = nn.Sequential(nn.Linear(D, 5), Refuses(5, K)).double()
+    path = save_checkpoint(nn.Sequential(nn.Linear(D, 5), nn.Linear(5, K)).double(), tmp_path / "c.pt")
+    before = ModelState(model)
+    with pytest.raises(RuntimeError, match="refused"):
+        load_checkpoint(model, path)
+    assert ModelState(model).same_as(before)  # the first layer, already copied, was restored
+
+
+def test_atomic_restores_everything() -> None:
+    model = _bn()
+    model[0].weight.grad = torch.ones_like(model[0].weight)
+    before = ModelState(model)
+    with pytest.raises(KeyError), checks.atomic(model):
+        with torch.no_grad():
+            model[0].weight.add_(1.0)
+        model[1].running_mean.add_(1.0)
+        model.train()
+        model[3].bias.requires_grad_(False)
+        model[0].weight.grad = None
+        model[2].register_forward_hook(lambda *a: None)
+        raise KeyError("fail")
+    assert ModelState(model).same_as(before)
+
+
+def test_selection_leaves_a_training_mode_batchnorm_model_as_it_was() -> None:
+    model = _bn().train()
+    before = ModelState(model)
+    for method in ("highest_outputs", "highest_gradients", "largest_gradient_entries"):
+        gl.select(model, method, 0.3, X, Y, CE)  # runs forwards in training mode: statistics restored
+        assert ModelState(model).same_as(before), method
+    with pytest.raises(ModelCallError):
+        gl.select(model, "highest_gradients", 0.3, X[:, :2], Y, CE)
+    assert ModelState(model).same_as(before)
+
+
+def test_gradient_never_rewrites_batchnorm_statistics() -> None:
+    model = _bn()
+    stats = model[1].running_mean.clone()
+    obj = _obj(model)
+    obj.gradient()
+    obj.hvp(_v(obj.num_params))
+    assert torch.equal(model[1].running_mean, stats)
+
+
+def test_an_endless_reiterable_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Endless:
+        def __iter__(self):
+            return itertools.cycle([(X[:4], Y[:4])])
+
+    monkeypatch.setattr(checks, "MAX_UNSIZED_BATCHES", 50)
+    model = _mlp()
+    before = ModelState(model)
+    with pytest.raises(GifLiteError, match="more than 50 batches in one pass"):
+        gl.Objective(model, CE, Endless())
+    assert ModelState(model).same_as(before)
+
+
+# ------------------------------------------------------------------------------------- documented acceptances
+def test_accepted_forms_give_the_same_objective() -> None:
+    model = _mlp()
+    ref = _obj(model).gradient()
+    forms = [
+        (X.numpy(), Y.numpy()),  # numpy pair
+        TensorDataset(X, Y),
+        [(X[:10], Y[:10]), (X[10:], Y[10:])],
+        iter([(X[:10], Y[:10]), (X[10:], Y[10:])]),  # one-shot, finite
+        DataLoader(TensorDataset(X, Y), batch_size=5, shuffle=True),  # shuffled without drop_last: fine
+    ]
+    for data in forms:
+        g = gl.Objective(model, CE, data, weight_decay=0.1).gradient()
+        assert torch.allclose(g, ref, atol=1e-12), type(data).__name__
+
+
+def test_accepted_groups_labels_and_generators() -> None:
+    model = _mlp()
+    a = gl.removal_problem(model, CE, (X, Y), {5, 1, 3})
+    b = gl.removal_problem(model, CE, (X, Y), torch.tensor([1, 3, 5]))
+    mask = torch.zeros(N, dtype=torch.bool)
+    mask[[1, 3, 5]] = True
+    c = gl.removal_problem(model, CE, (X, Y), mask)
+    assert torch.equal(a.g, b.g) and torch.equal(b.g, c.g)
+    one = gl.relabel_problem(model, CE, (X, Y), G, 2)
+    many = gl.relabel_problem(model, CE, (X, Y), G, torch.full((6,), 2.0))  # integer-valued floats
+    assert torch.equal(one.g, many.g)
+    s1 = gl.select(model, "random", 0.5, None, generator=3)
+    s2 = gl.select(model, "random", 0.5, None, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(s1.subset, s2.subset)
+    obj = _obj(model)
+    assert torch.equal(obj.hessian_columns([0, 2]), obj.hessian_columns(torch.tensor([0, 2])))
+    # dropout with p=0 in training mode is deterministic: accepted
+    gl.Objective(nn.Sequential(nn.Linear(D, K), nn.Dropout(0.0)).double(), CE, (X, Y))
+
+
+def test_unsorted_subset_would_have_misassigned() -> None:
+    """The sorted pairing the error asks for puts each delta entry on its own parameter."""
+    model = _mlp()
+    theta = gl.flat_params(model)
+    subset, delta = torch.tensor([5, 1]), torch.tensor([10.0, 20.0], dtype=torch.float64)
+    order = subset.argsort()
+    gl.apply_update(model, delta[order], subset[order])
+    assert gl.flat_params(model)[5] == theta[5] + 10.0 and gl.flat_params(model)[1] == theta[1] + 20.0
+
+
+# ------------------------------------------------------------------------------------- devices
+def test_a_tensor_on_another_device_is_named() -> None:
+    with pytest.raises(
+        GifLiteError, match=r"g is on cpu but the model is on cuda:0; move it with g.to\('cuda:0'\)"
+    ):
+        checks.check_device(torch.zeros(3), torch.device("cuda", 0), "g")
+    with pytest.raises(GifLiteError, match="delta is on cpu"):
+        checks.check_vector(torch.zeros(3), 3, "delta", device="cuda")
+    checks.check_device(torch.zeros(3), "cpu", "g")  # same device: fine
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_model_runs_on_cuda_and_refuses_cpu_vectors() -> None:
+    model = _mlp().cuda()
+    obj = gl.Objective(model, CE, (X, Y), weight_decay=0.1)  # CPU batches are moved per batch
+    g = obj.gradient()
+    assert g.device.type == "cuda"
+    res = gl.generalized_influence(obj, g, torch.tensor([0, 3, 7]))
+    assert res.delta.device.type == "cuda"
+    assert obj.hessian().device.type == "cuda"
+    with pytest.raises(GifLiteError, match="move it"):
+        gl.influence(obj, g.cpu())
+    # training and evaluation move CPU batches to the model's device
+    gl.train_minibatch(model, CE, (X, Y), epochs=1, batch_size=8, lr=1e-2, progress=False)
+    assert gl.evaluate(model, (X, Y)).accuracy >= 0.0
+    assert gl.objective_value(model, CE, (X, Y))[1] >= 0.0
+
+
+# ------------------------------------------------------------------------------------- properties (hypothesis)
+SETTINGS = settings(max_examples=40, deadline=None)
+
+
+@SETTINGS
+@given(
+    st.integers(1, 30).flatmap(lambda n: st.tuples(st.just(n), st.sets(st.integers(0, n - 1), min_size=1)))
+)
+def test_valid_subsets_match_a_dense_scatter(case: tuple[int, set[int]]) -> None:
+    n, chosen = case
+    idx = sorted(chosen)
+    p = gl.check_subset(torch.tensor(idx), n)
+    delta = torch.arange(1.0, len(idx) + 1, dtype=torch.float64)
+    model = nn.Linear(n, 1, bias=False).double()
+    with torch.no_grad():
+        model.weight.zero_()
+    gl.apply_update(model, delta, p)
+    dense = np.zeros(n)
+    for i, j in enumerate(idx):
+        dense[j] = delta[i].item()
+    assert np.array_equal(gl.flat_params(model).numpy(), dense)
+    mask = torch.zeros(n, dtype=torch.bool)
+    mask[idx] = True
+    assert torch.equal(gl.check_subset(mask, n), p)
+
+
+@SETTINGS
+@given(st.integers(2, 20), st.lists(st.integers(-25, 25), min_size=0, max_size=8))
+def test_subsets_are_valid_or_refused_with_the_library_error(n: int, idx: list[int]) -> None:
+    valid = bool(idx) and all(0 <= i < n for i in idx) and all(a < b for a, b in itertools.pairwise(idx))
+    if valid:
+        assert gl.check_subset(torch.tensor(idx), n).tolist() == idx
+    else:
+        with pytest.raises(GifLiteError):
+            gl.check_subset(torch.tensor(idx, dtype=torch.long), n)
+
+
+@SETTINGS
+@given(
+    st.integers(3, 20).flatmap(
+        lambda n: st.tuples(st.just(n), st.lists(st.integers(-3, n + 2), max_size=n + 2))
+    )
+)
+def test_groups_match_a_dense_mask(case: tuple[int, list[int]]) -> None:
+    n, idx = case
+    valid = bool(idx) and all(0 <= i < n for i in idx) and len(set(idx)) == len(idx) and len(idx) < n
+    data = (torch.arange(n, dtype=torch.float64)[:, None], torch.arange(n))
+    if valid:
+        kept_x, _ = drop_examples(data, idx)
+        assert kept_x.flatten().tolist() == [float(i) for i in range(n) if i not in set(idx)]
+        assert checks.check_group(idx, n).tolist() == idx  # the caller's order is kept
+    else:
+        with pytest.raises(GifLiteError):
+            checks.check_group(idx, n)
+
+
+@SETTINGS
+@given(
+    st.integers(1, 12),
+    st.lists(st.floats(allow_nan=True, allow_infinity=True, width=64), min_size=0, max_size=14),
+)
+def test_vectors_are_valid_or_refused_with_the_library_error(n: int, values: list[float]) -> None:
+    v = torch.tensor(values, dtype=torch.float64)
+    valid = len(values) == n and all(np.isfinite(values))
+    if valid:
+        assert checks.check_vector(v, n, "v") is v
+    else:
+        with pytest.raises(GifLiteError):
+            checks.check_vector(v, n, "v")
+
+
+def test_there_are_at_least_90_cases() -> None:
+    assert len(CASES) + len(CHECKPOINT_CASES) >= 90

@@ -1,0 +1,311 @@
+"""Approximate curvature operators against the exact operator, brute force, and curvlinops as an oracle."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call, jacrev
+
+import gif_lite
+from gif_lite import EKFAC, KFAC, LowRank, Objective, StochasticHessian
+
+DT = torch.float64
+
+
+def _cnn(seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(
+        nn.Conv2d(1, 3, 3, stride=2, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(3, 2, 2, stride=1, padding=0, bias=False),
+        nn.Tanh(),
+        nn.Flatten(),
+        nn.Linear(2 * 3 * 3, 5),
+        nn.Tanh(),
+        nn.Linear(5, 3),
+    ).to(DT)
+
+
+def _images(n: int = 24, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randn(n, 1, 8, 8, generator=gen, dtype=DT), torch.randint(0, 3, (n,), generator=gen)
+
+
+def _mlp(seed: int = 0) -> nn.Sequential:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(4, 5), nn.Tanh(), nn.Linear(5, 3)).to(DT)
+
+
+def _flat_model_fn(model: nn.Module, x: torch.Tensor):
+    names = [n for n, p in model.named_parameters() if p.requires_grad]
+    shapes = [p.shape for p in model.parameters() if p.requires_grad]
+
+    def f(theta: torch.Tensor) -> torch.Tensor:
+        ps, start = {}, 0
+        for n, s in zip(names, shapes):
+            k = int(torch.Size(s).numel())
+            ps[n] = theta[start : start + k].view(s)
+            start += k
+        return functional_call(model, ps, (x,))
+
+    return f
+
+
+def _dense_ggn(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """(1/n) sum_i J_i^T (diag p_i - p_i p_i^T) J_i from full Jacobians: the exact cross-entropy GGN."""
+    f = _flat_model_fn(model, x)
+    theta = gif_lite.flat_params(model)
+    jac = jacrev(f)(theta)  # (n, C, P)
+    p = torch.softmax(f(theta), dim=1)
+    lam = torch.diag_embed(p) - p[:, :, None] * p[:, None, :]
+    return torch.einsum("nci,ncd,ndj->ij", jac, lam, jac) / x.shape[0]
+
+
+def _block_index(layer) -> torch.Tensor:
+    """Flat indices of a layer's block in K-FAC's (out, in + bias) order."""
+    idx = []
+    w_in = layer.in_dim - (1 if layer.b_off >= 0 else 0)
+    for o in range(layer.out_dim):
+        idx += [layer.w_off + o * w_in + i for i in range(w_in)]
+        if layer.b_off >= 0:
+            idx.append(layer.b_off + o)
+    return torch.tensor(idx)
+
+
+# ------------------------------------------------------------------------------------ K-FAC / EK-FAC
+@pytest.mark.parametrize("fisher", ["type-2", "empirical"])
+@pytest.mark.parametrize("cls", ["KFAC", "EKFAC"])
+def test_kfac_and_ekfac_match_curvlinops(cls: str, fisher: str) -> None:
+    curvlinops = pytest.importorskip("curvlinops")
+    model, (x, y) = _cnn(), _images()
+    params = list(model.parameters())
+    oracle_cls = {"KFAC": curvlinops.KFACLinearOperator, "EKFAC": curvlinops.EKFACLinearOperator}[cls]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        oracle = oracle_cls(
+            model,
+            nn.CrossEntropyLoss(),
+            params,
+            [(x[:10], y[:10]), (x[10:], y[10:])],
+            fisher_type=fisher,
+            kfac_approx="expand",
+            separate_weight_and_bias=False,
+            check_deterministic=False,
+        )
+        expected = oracle @ torch.eye(sum(p.numel() for p in params), dtype=DT)
+    ours = {"KFAC": KFAC, "EKFAC": EKFAC}[cls](model, [(x[:10], y[:10]), (x[10:], y[10:])], fisher=fisher)
+    got = ours.hessian()
+    assert torch.linalg.norm(got - expected) <= 1e-10 * torch.linalg.norm(expected)
+
+
+def test_kfac_factors_equal_brute_force_covariances() -> None:
+    """A = mean of [a; 1][a; 1]^T and S = mean over examples of sum_c g_c g_c^T, one example at a time."""
+    model, n = _mlp(), 7
+    gen = torch.Generator().manual_seed(3)
+    x, y = torch.randn(n, 4, generator=gen, dtype=DT), torch.randint(0, 3, (n,), generator=gen)
+    op = KFAC(model, (x, y))
+    lin1, act, lin2 = model
+    a_sum = [torch.zeros(5, 5, dtype=DT), torch.zeros(6, 6, dtype=DT)]
+    s_sum = [torch.zeros(5, 5, dtype=DT), torch.zeros(3, 3, dtype=DT)]
+    for i in range(n):
+        xi = x[i : i + 1]
+        z1 = lin1(xi)
+        h = act(z1)
+        z2 = lin2(h)
+        p = torch.softmax(z2, dim=1)[0].detach()
+        for k, inp in enumerate((xi[0], h[0].detach())):
+            a = torch.cat([inp, torch.ones(1, dtype=DT)])
+            a_sum[k] += torch.outer(a, a)
+        for c in range(3):
+            s = p[c].sqrt() * (p - torch.eye(3, dtype=DT)[c])  # Lambda = sum_c s_c s_c^T
+            g1, g2 = torch.autograd.grad(z2[0] @ s, (z1, z2), retain_graph=True)
+            s_sum[0] += torch.outer(g1[0], g1[0])
+            s_sum[1] += torch.outer(g2[0], g2[0])
+    factors = op.factors()
+    for k, name in enumerate(("0", "2")):
+        a, s = factors[name]
+        torch.testing.assert_close(a, a_sum[k] / n, rtol=1e-12, atol=1e-14)
+        torch.testing.assert_close(s, s_sum[k] / n, rtol=1e-12, atol=1e-14)
+    # the Lambda decomposition really is the softmax cross-entropy Hessian in the logits
+    p = torch.softmax(model(x[:1]), 1)[0].detach()
+    lam = sum(torch.outer(v, v) for v in (p[c].sqrt() * (p - torch.eye(3, dtype=DT)[c]) for c in range(3)))
+    hess = torch.autograd.functional.hessian(
+        lambda z: F.cross_entropy(z[None], y[:1]), model(x[:1])[0].detach()
+    )
+    torch.testing.assert_close(lam, hess)
+
+
+def test_ekfac_diagonal_is_exact_in_its_eigenbasis() -> None:
+    model, (x, y) = _cnn(), _images()
+    op = EKFAC(model, (x, y))
+    ggn = _dense_ggn(model, x)
+    kfac_worse = 0
+    for layer in op.layers:
+        idx = _block_index(layer)
+        q = torch.kron(layer.q_s, layer.q_a)
+        rotated = q.T @ ggn[idx][:, idx] @ q
+        exact_diag = torch.diagonal(rotated).reshape(layer.out_dim, -1)
+        torch.testing.assert_close(op.eigenvalues()[layer.name], exact_diag, rtol=1e-9, atol=1e-13)
+        kfac_d = torch.outer(torch.linalg.eigvalsh(layer.s), torch.linalg.eigvalsh(layer.a))
+        kfac_worse += int((kfac_d - exact_diag).norm() > 1e-6 * exact_diag.norm())
+    assert kfac_worse >= 1  # K-FAC's diagonal differs: the correction is not a no-op here
+
+
+def test_one_linear_layer_under_mse_kfac_is_the_hessian() -> None:
+    """Linear model + MSE: the loss Hessian in the outputs is constant, so S (x) A is the exact Hessian."""
+    torch.manual_seed(0)
+    model = nn.Linear(6, 3).to(DT)
+    gen = torch.Generator().manual_seed(2)
+    x, y = torch.randn(40, 6, generator=gen, dtype=DT), torch.randn(40, 3, generator=gen, dtype=DT)
+    exact = Objective(model, F.mse_loss, (x, y), weight_decay=0.01).hessian()
+    for cls in (KFAC, EKFAC):
+        op = cls(model, (x, y), loss="mse", weight_decay=0.01)
+        torch.testing.assert_close(op.hessian(), exact, rtol=1e-10, atol=1e-12)
+
+
+def test_kfac_inverse_is_exact_and_mc_fisher_is_seeded() -> None:
+    model, (x, y) = _cnn(), _images()
+    op = EKFAC(model, (x, y), weight_decay=1e-3)
+    dense = op.hessian()
+    g = torch.randn(op.num_params, generator=torch.Generator().manual_seed(0), dtype=DT)
+    expected = torch.linalg.solve(dense + 0.05 * torch.eye(op.num_params, dtype=DT), g)
+    torch.testing.assert_close(op.inverse_hvp(g, damping=0.05), expected, rtol=1e-8, atol=1e-10)
+    a = KFAC(model, (x, y), fisher="mc", seed=5).hessian()
+    b = KFAC(model, (x, y), fisher="mc", seed=5).hessian()
+    c = KFAC(model, (x, y), fisher="mc", seed=6).hessian()
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+# ------------------------------------------------------------------------------------ low rank
+def test_arnoldi_at_full_rank_is_the_exact_operator() -> None:
+    model, (x, y) = _mlp(), (torch.randn(30, 4, dtype=DT), torch.randint(0, 3, (30,)))
+    obj = Objective(model, F.cross_entropy, (x, y), weight_decay=1e-3)
+    op = LowRank(obj, rank=obj.num_params, steps=obj.num_params)
+    exact = obj.hessian()
+    torch.testing.assert_close(op.hessian(), exact, rtol=1e-8, atol=1e-10)
+    assert op.build_hvps == obj.num_params
+    g = torch.randn(obj.num_params, dtype=DT)
+    torch.testing.assert_close(
+        op.inverse_hvp(g, 0.1), torch.linalg.solve(exact + 0.1 * torch.eye(len(g), dtype=DT), g)
+    )
+
+
+def test_arnoldi_low_rank_keeps_the_largest_eigenvalues() -> None:
+    model, (x, y) = _mlp(), (torch.randn(30, 4, dtype=DT), torch.randint(0, 3, (30,)))
+    obj = Objective(model, F.cross_entropy, (x, y))
+    eig = torch.linalg.eigvalsh(obj.hessian())
+    top = eig[eig.abs().argsort(descending=True)[:3]]
+    op = LowRank(obj, rank=3, steps=40)
+    torch.testing.assert_close(op.eigenvalues, top, rtol=1e-6, atol=1e-9)
+    assert torch.linalg.matrix_rank(op.hessian()) == 3
+
+
+# ------------------------------------------------------------------------------------ stochastic
+def test_stochastic_hessian_full_batch_is_exact_and_per_call_is_unbiased() -> None:
+    model, (x, y) = _mlp(), (torch.randn(12, 4, dtype=DT), torch.randint(0, 3, (12,)))
+    obj = Objective(model, F.cross_entropy, (x, y), weight_decay=0.01)
+    v = torch.randn(obj.num_params, dtype=DT)
+    full = StochasticHessian(model, F.cross_entropy, (x, y), batch_size=12, weight_decay=0.01)
+    torch.testing.assert_close(full.hvp(v), obj.hvp(v))
+    # per call: the average over every 3-subset of the 12 examples is H v; the Monte Carlo mean converges
+    mb = StochasticHessian(model, F.cross_entropy, (x, y), batch_size=3, weight_decay=0.01, seed=0)
+    draws = torch.stack([mb.hvp(v) for _ in range(400)])
+    err = (draws.mean(0) - obj.hvp(v)).norm()
+    assert err < 4 * draws.std(0).norm() / 20 and not torch.allclose(draws[0], draws[1])
+    fixed = StochasticHessian(model, F.cross_entropy, (x, y), batch_size=3, resample="fixed")
+    assert torch.equal(fixed.hvp(v), fixed.hvp(v))
+
+
+def test_lissa_on_minibatch_hessians_approaches_exact_influence() -> None:
+    torch.manual_seed(0)
+    model = nn.Linear(5, 3).to(DT)
+    x, y = torch.randn(200, 5, dtype=DT), torch.randint(0, 3, (200,))
+    obj = Objective(model, F.cross_entropy, (x, y), weight_decay=0.1)
+    g = torch.randn(obj.num_params, dtype=DT)
+    exact = gif_lite.influence(obj, g, solver="direct").delta
+    op = StochasticHessian(model, F.cross_entropy, (x, y), batch_size=50, weight_decay=0.1, seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", gif_lite.ConvergenceWarning)
+        est = gif_lite.influence(op, g, solver="lissa", max_iter=300, scale=2.0).delta
+    assert F.cosine_similarity(est, exact, dim=0) > 0.98
+
+
+# ------------------------------------------------------------------------------------ estimators on operators
+def _operators() -> list[tuple[str, object]]:
+    model, (x, y) = _cnn(), _images()
+    obj = Objective(model, F.cross_entropy, (x, y), weight_decay=1e-3)
+    return [
+        ("kfac", KFAC(model, (x, y), weight_decay=1e-3)),
+        ("ekfac", EKFAC(model, (x, y), weight_decay=1e-3)),
+        ("lowrank", LowRank(obj, rank=15, steps=40)),
+        ("subsampled", StochasticHessian(model, F.cross_entropy, (x, y), 8, 1e-3, resample="fixed")),
+    ]
+
+
+@pytest.mark.parametrize("which", range(4))
+def test_estimators_on_each_operator_equal_dense_algebra(which: int) -> None:
+    name, op = _operators()[which]
+    assert isinstance(op, gif_lite.CurvatureOperator)
+    c = op.hessian()
+    k = op.num_params
+    g = torch.randn(k, generator=torch.Generator().manual_seed(4), dtype=DT)
+    p = torch.arange(0, k, 3)
+    lam = 0.05
+    cd = c + lam * torch.eye(k, dtype=DT)
+
+    def close(a: torch.Tensor, b: torch.Tensor, rtol: float = 1e-6) -> None:
+        assert (a - b).norm() <= rtol * b.norm(), (name, float((a - b).norm() / b.norm()))
+
+    if_exact = torch.linalg.solve(cd, g)
+    close(gif_lite.influence(op, g, solver="minres", damping=lam).delta, if_exact)
+    close(gif_lite.influence(op, g, solver="direct", damping=lam).delta, if_exact, 1e-9)
+    close(gif_lite.projected_influence(op, g, p, damping=lam).delta, if_exact[p])
+    close(gif_lite.frozen_influence(op, g, p, damping=lam).delta, torch.linalg.solve(cd[p][:, p], g[p]))
+    gif = gif_lite.generalized_influence(op, g, p, damping=lam)
+    close(gif.delta, torch.linalg.pinv(cd[:, p]) @ g)
+    close(gif_lite.generalized_influence(op, g, p, solver="direct", damping=lam).delta, gif.delta)
+
+
+# ------------------------------------------------------------------------------------ bad input
+def test_bad_input_is_refused_with_clear_messages() -> None:
+    model, (x, y) = _cnn(), _images()
+    with pytest.raises(ValueError, match="fisher"):
+        KFAC(model, (x, y), fisher="exact")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="loss"):
+        KFAC(model, (x, y), loss="hinge")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="mc"):
+        KFAC(model, (x, y.to(DT)), loss="mse", fisher="mc")
+    with pytest.raises(ValueError, match="weight_decay"):
+        KFAC(model, (x, y), weight_decay=-1.0)
+    bn = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.Flatten(), nn.Linear(72, 3)).to(DT).eval()
+    with pytest.raises(ValueError, match=r"1\.weight.*requires_grad_\(False\)"):
+        KFAC(bn, (x, y))
+    for p in bn[1].parameters():
+        p.requires_grad_(False)
+    assert KFAC(bn, (x, y)).num_params == 2 * 9 + 2 + 72 * 3 + 3  # frozen BatchNorm is fine
+    grouped = nn.Sequential(nn.Conv2d(1, 2, 3, groups=1), nn.Conv2d(2, 2, 3, groups=2), nn.Flatten()).to(DT)
+    with pytest.raises(ValueError, match="groups=1"):
+        KFAC(grouped, (x, y))
+    shared = nn.Linear(3, 3).to(DT)
+    with pytest.raises(ValueError, match="more than once"):
+        KFAC(nn.Sequential(shared, nn.Tanh(), shared), (torch.randn(4, 3, dtype=DT), torch.arange(4) % 3))
+    op = KFAC(model, (x, y))
+    with pytest.raises(ValueError, match="v"):
+        op.hvp(torch.zeros(op.num_params + 1, dtype=DT))
+    with pytest.raises(ValueError, match="damping"):
+        op.inverse_hvp(torch.zeros(op.num_params, dtype=DT), damping=-0.1)
+    obj = Objective(model, F.cross_entropy, (x, y))
+    with pytest.raises(ValueError, match="rank"):
+        LowRank(obj, rank=0)
+    with pytest.raises(ValueError, match="steps"):
+        LowRank(obj, rank=10, steps=5)
+    with pytest.raises(ValueError, match="batch_size"):
+        StochasticHessian(model, F.cross_entropy, (x, y), batch_size=0)
+    with pytest.raises(ValueError, match="resample"):
+        StochasticHessian(model, F.cross_entropy, (x, y), 4, resample="sometimes")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="obj"):
+        gif_lite.influence("not an objective", torch.zeros(3))  # type: ignore[arg-type]
