@@ -206,7 +206,7 @@ def _embedded_candidates(root: str | os.PathLike[str] | None) -> list[Path]:
     if root is not None:
         return [Path(root).expanduser() / EMBEDDED_FILE]
     dirs = [Path(d) for d in [os.environ.get("GIF_LITE_DATA_DIR")] if d]
-    dirs += [Path(__file__).resolve().parent.parent / "data", Path.cwd() / "data", Path.cwd().parent / "data"]
+    dirs += [Path(__file__).resolve().parents[2] / "data", Path.cwd() / "data", Path.cwd().parent / "data"]
     return [d / EMBEDDED_FILE for d in dirs]
 
 
