@@ -43,6 +43,9 @@ from gif_lite.book.runtime import pick_device
 
 #: The paper's step search: the update renormalised to 0.03, 0.06, ... in norm.
 STEP = 0.03
+#: The paper's normaliser increment in its Table 2 notebook (`step=3`); its loop has no restart limit.
+NORMALIZER_STEP = 3.0
+MAX_RESTARTS = 1000
 
 
 def _parse() -> argparse.Namespace:
@@ -133,7 +136,14 @@ def main() -> None:
     run(
         f"GIF (Landweber, {args.landweber_steps} steps)",
         lambda: gl.generalized_influence(
-            obj, g, subset, solver="landweber", tol=1e-9, max_iter=args.landweber_steps
+            obj,
+            g,
+            subset,
+            solver="landweber",
+            tol=1e-9,
+            max_iter=args.landweber_steps,
+            normalizer_step=NORMALIZER_STEP,
+            max_restarts=MAX_RESTARTS,
         ),
     )
     steps = [STEP * k for k in range(1, args.steps + 1)]
