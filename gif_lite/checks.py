@@ -57,6 +57,7 @@ __all__ = [
     "bounded",
     "check_batches",
     "check_data_pair",
+    "check_dense_block",
     "check_device",
     "check_finite_number",
     "check_generator",
@@ -760,3 +761,14 @@ def check_solver_options(
                 f"unknown option(s) {unknown} for solver={solver!r}; it takes {sorted(allowed) or 'no options'}"
             )
     return tol_f, iters, damp
+
+
+def check_dense_block(rows: int, cols: int, dtype: torch.dtype, max_dense_params: int) -> None:
+    """Refuse a dense ``rows x cols`` curvature block over ``max_dense_params ** 2`` entries (MemoryError)."""
+    if rows * cols > max_dense_params**2:
+        gib = rows * cols * torch.finfo(dtype).bits / 8 / 2**30
+        raise MemoryError(
+            f"a dense curvature block of {rows:,} x {cols:,} entries needs {gib:,.1f} GiB in {dtype}; the "
+            f"limit is max_dense_params={max_dense_params:,} (squared). Use a matrix-free solver (minres, "
+            "cg, lsqr), or raise max_dense_params if you have the memory"
+        )

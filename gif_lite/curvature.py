@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import checks
 from .objective import DEFAULT_MAX_DENSE_PARAMS, Objective
 from .params import check_vector, trainable_parameters
 from .types import Data, LossFn
@@ -64,12 +65,7 @@ class CurvatureOperator:
     def hessian_columns(self, columns: torch.Tensor, chunk: int = 256) -> torch.Tensor:
         """The dense block ``C[:, columns]`` (num_params x len(columns)); refuses blocks over the size limit."""
         k, c = self.num_params, int(columns.numel())
-        if k * c > self.max_dense_params**2:
-            gib = k * c * torch.finfo(self.dtype).bits / 8 / 2**30
-            raise MemoryError(
-                f"a dense block of {k:,} x {c:,} entries needs {gib:,.1f} GiB in {self.dtype}; the limit is "
-                f"max_dense_params={self.max_dense_params:,} (squared). Use a matrix-free solver (lsqr, minres)"
-            )
+        checks.check_dense_block(k, c, self.dtype, self.max_dense_params)
         columns = columns.to(self.device)
         out = torch.empty(k, c, dtype=self.dtype, device=self.device)
         for start in range(0, c, chunk):

@@ -363,13 +363,7 @@ class Objective:
         self._check_state()
         columns = checks.check_indices(columns, self.num_params, "columns", unique=False, device=self.device)
         k, c = self.num_params, int(columns.numel())
-        if k * c > self.max_dense_params**2:
-            gib = k * c * torch.finfo(self.dtype).bits / 8 / 2**30
-            raise MemoryError(
-                f"a dense Hessian block of {k:,} x {c:,} entries needs {gib:,.1f} GiB in {self.dtype}; this "
-                f"objective's limit is max_dense_params={self.max_dense_params:,} (squared). Use a matrix-free "
-                "solver (minres, cg, lsqr), or raise max_dense_params if you have the memory"
-            )
+        checks.check_dense_block(k, c, self.dtype, self.max_dense_params)
         columns = columns.to(self.device)
         h = torch.empty(c, k, dtype=self.dtype, device=self.device)
         with torch.enable_grad():
