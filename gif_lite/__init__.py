@@ -31,7 +31,7 @@ from .influence import (
     second_order_influence,
     second_order_relabel_influence,
 )
-from .objective import DEFAULT_MAX_DENSE_PARAMS, HVP_METHODS, HvpMethod, Objective, l2_penalty
+from .objective import DEFAULT_MAX_DENSE_PARAMS, HESSIAN_CHUNK, HVP_METHODS, HvpMethod, Objective, l2_penalty
 from .params import (
     ParamLayout,
     apply_update,
@@ -103,6 +103,7 @@ __all__ = [
     "EKFAC",
     "ESTIMATORS",
     "GRADIENT_MEMORY_BUDGET",
+    "HESSIAN_CHUNK",
     "HVP_METHODS",
     "KFAC",
     "LEAST_SQUARES_SOLVERS",

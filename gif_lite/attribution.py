@@ -140,11 +140,10 @@ def _stack(obj: Objective, data: Data, batch_size: int | None, progress: bool | 
 
 # ------------------------------------------------------------------------------------ dense factors, cached
 class _Factors:
-    """Dense Hessian and its factorisations for one parameter value of one objective."""
+    """Factorisations of the dense Hessian for one parameter value of one objective."""
 
     def __init__(self, key: tuple[torch.Tensor, tuple[int, ...]]) -> None:
         self.key = key
-        self.hessian: torch.Tensor | None = None
         self.store: dict[tuple[Any, ...], Any] = {}
 
 
@@ -162,23 +161,16 @@ def _factors(obj: Objective) -> _Factors:
 
 
 def clear_cache(obj: Objective | None = None) -> None:
-    """Forget the cached dense Hessians and factorisations (of ``obj``, or of every objective)."""
-    if obj is None:
-        _CACHE.clear()
-    else:
-        _CACHE.pop(obj, None)
+    """Forget the cached factorisations and dense Hessians (:meth:`Objective.release`) of ``obj``, or
+    of every objective attribution has seen."""
+    for o in list(_CACHE) if obj is None else [obj]:
+        _CACHE.pop(o, None)
+        o.release()
 
 
 def _dense_columns(obj: Objective, p: torch.Tensor | None) -> torch.Tensor:
-    """``H[:, P]`` (or ``H``), sliced from the cached full Hessian when there is one."""
-    entry = _factors(obj)
-    if p is None:
-        if entry.hessian is None:
-            entry.hessian = obj.hessian(chunk=64)
-        return entry.hessian
-    if entry.hessian is not None:
-        return entry.hessian[:, p]
-    return obj.hessian_columns(p, chunk=64)
+    """``H`` (built once per parameter value and cached on ``obj``) or ``H[:, P]`` (sliced from it)."""
+    return obj.hessian() if p is None else obj.hessian_columns(p)
 
 
 def _symmetric_factor(a: torch.Tensor) -> tuple[str, tuple[torch.Tensor, ...]]:

@@ -26,13 +26,23 @@ from . import checks
 from .params import flat_params, trainable_parameters
 from .types import Data, LossFn
 
-__all__ = ["DEFAULT_MAX_DENSE_PARAMS", "HVP_METHODS", "HvpMethod", "Objective", "l2_penalty"]
+__all__ = ["DEFAULT_MAX_DENSE_PARAMS", "HESSIAN_CHUNK", "HVP_METHODS", "HvpMethod", "Objective", "l2_penalty"]
 
 HVP_METHODS = ("reuse", "double_backward", "forward_over_reverse")
 HvpMethod = Literal["auto", "reuse", "double_backward", "forward_over_reverse"]
 
 #: Models with more parameters than this refuse a dense Hessian unless ``max_dense_params`` is raised.
 DEFAULT_MAX_DENSE_PARAMS = 20_000
+#: Hessian columns per batched backward pass of :meth:`Objective.hessian` (larger blocks fall out of the
+#: CPU caches and run slower per column; see ``bench/attribution.py``).
+HESSIAN_CHUNK = 32
+
+#: The parameter values and the version counters of the parameters and buffers.
+_StateKey = tuple[torch.Tensor, tuple[int, ...]]
+
+
+def _same_state(a: _StateKey, b: _StateKey) -> bool:
+    return a[1] == b[1] and torch.equal(a[0], b[0])
 
 
 def l2_penalty(params: Iterable[torch.Tensor], weight_decay: float) -> torch.Tensor:
@@ -130,7 +140,8 @@ class Objective:
             ("reuse" if single else "double_backward") if hvp_method == "auto" else hvp_method
         )
         self.hvp_calls = 0  #: number of HVPs evaluated so far (benchmarks and results report it)
-        self._graph: tuple[tuple[torch.Tensor, tuple[int, ...]], tuple[torch.Tensor, ...]] | None = None
+        self._graph: tuple[_StateKey, tuple[torch.Tensor, ...]] | None = None
+        self._dense: tuple[_StateKey, torch.Tensor] | None = None
 
     # ------------------------------------------------------------------ data
     def _count_and_check(self) -> int:
@@ -226,17 +237,24 @@ class Objective:
         """grad L with its graph kept, rebuilt if the parameters changed since it was built."""
         # Rebuild when the values changed, or when a parameter was written in place at all (its version
         # counter moved): autograd refuses a graph whose saved tensors were modified, even back to the same values.
-        key = (self.theta(), tuple(p._version for p in self.params))
-        if self._graph is None or self._graph[0][1] != key[1] or not torch.equal(self._graph[0][0], key[0]):
+        key = self._state_key()
+        if self._graph is None or not _same_state(self._graph[0], key):
             self._graph = None  # free the old graph before building the new one
             with torch.enable_grad():
                 grads = torch.autograd.grad(self._data_loss(), self.params, create_graph=True)
             self._graph = (key, grads)
         return self._graph[1]
 
+    def _state_key(self) -> _StateKey:
+        """What the kept graph and the cached Hessian depend on: the parameter values, and the version
+        counters of the parameters and buffers (in-place writes, e.g. BatchNorm statistics)."""
+        versions = tuple(t._version for t in (*self.params, *self.model.buffers()))
+        return self.theta(), versions
+
     def release(self) -> None:
-        """Drop the kept gradient graph (``hvp_method="reuse"``) to free its memory."""
+        """Drop the kept gradient graph (``hvp_method="reuse"``) and the cached dense Hessian."""
         self._graph = None
+        self._dense = None
 
     def _hvp_reuse(self, v: torch.Tensor) -> torch.Tensor:
         grads = self._kept_graph()
@@ -345,22 +363,40 @@ class Objective:
         return out
 
     # ------------------------------------------------------------------ dense oracle
-    def hessian(self, chunk: int = 256) -> torch.Tensor:
+    def hessian(self, chunk: int = HESSIAN_CHUNK) -> torch.Tensor:
         """The dense, symmetrised Hessian (num_params x num_params): small models only.
 
-        Built from batched HVPs on one kept graph; refuses models over ``max_dense_params``.
+        Built from batched HVPs (``chunk`` columns per backward pass) on one graph, once per parameter
+        value: it is cached on the objective, so every later dense solve (``solver="direct"``, attribution)
+        reuses it until a parameter or buffer changes or :meth:`release` is called.  Returns a copy.
+        Refuses models over ``max_dense_params``.
         """
-        k = self.num_params
-        h = self.hessian_columns(torch.arange(k, device=self.device), chunk=chunk)
-        return 0.5 * (h + h.T)
+        checks.check_dense_block(self.num_params, self.num_params, self.dtype, self.max_dense_params)
+        key = self._state_key()
+        if self._dense is None or not _same_state(self._dense[0], key):
+            self._dense = None  # free the old one first
+            h = self._columns(torch.arange(self.num_params, device=self.device), chunk)
+            self._dense = (key, 0.5 * (h + h.T))
+        return self._dense[1].clone()
 
-    def hessian_columns(self, columns: torch.Tensor, chunk: int = 256) -> torch.Tensor:
+    def hessian_columns(self, columns: torch.Tensor, chunk: int = HESSIAN_CHUNK) -> torch.Tensor:
         """The dense block ``H[:, columns]`` (num_params x len(columns)), one exact HVP per column.
 
         For GIF and FIF only ``H[:, P]`` is needed, so the dense oracle costs ``|P|`` HVPs, not
-        ``num_params``.  Refuses blocks larger than ``max_dense_params ** 2`` entries.
+        ``num_params``; sliced from the cached Hessian when :meth:`hessian` has built it for the current
+        parameters.  Refuses blocks larger than ``max_dense_params ** 2`` entries.
         """
         self._check_state()
+        if self._dense is not None and _same_state(self._dense[0], self._state_key()):
+            idx = checks.check_indices(columns, self.num_params, "columns", unique=False, device=self.device)
+            checks.check_dense_block(self.num_params, int(idx.numel()), self.dtype, self.max_dense_params)
+            return self._dense[1][:, idx]
+        return self._columns(columns, chunk)
+
+    def _columns(self, columns: torch.Tensor, chunk: int) -> torch.Tensor:
+        self._check_state()
+        if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
+            raise checks.GifLiteError(f"chunk must be a positive int (columns per pass), got {chunk!r}")
         columns = checks.check_indices(columns, self.num_params, "columns", unique=False, device=self.device)
         k, c = self.num_params, int(columns.numel())
         checks.check_dense_block(k, c, self.dtype, self.max_dense_params)
@@ -380,6 +416,7 @@ class Objective:
                 if self.distributed:
                     h[start : start + chunk] = _all_reduce(h[start : start + chunk].detach())
                 h[torch.arange(start, start + idx.numel(), device=self.device), idx] += self.weight_decay
+        self.hvp_calls += c
         if not torch.isfinite(h).all():
             raise FloatingPointError("the Hessian is not finite; check the data and the model's outputs")
         return h.T.detach()

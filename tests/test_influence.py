@@ -283,3 +283,46 @@ def test_square_solves_report_misfit_equal_to_residual(convex: gl.Objective) -> 
     for solver in ("direct", "cg", "minres"):
         res = gl.influence(convex, g, solver=solver)
         assert res.misfit == res.residual
+
+
+def test_direct_solves_share_one_hessian_per_parameter_value(
+    data: tuple[torch.Tensor, torch.Tensor],
+) -> None:
+    """``solver="direct"`` builds the dense Hessian once; later solves (IF, FIF, GIF) reuse it until the
+    parameters or buffers move.  A caller writing into a returned Hessian does not touch the cache."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(5, 4), nn.Tanh(), nn.Linear(4, 3)).double()
+    obj = gl.Objective(model, F.cross_entropy, data, weight_decay=1e-2)
+    g, p = random_vector(obj.num_params, 3), random_subset(obj.num_params, 6, 2)
+    first = gl.influence(obj, g, solver="direct")
+    assert first.hvps == obj.num_params
+    again = gl.influence(obj, g, solver="direct")
+    assert again.hvps == 0 and torch.equal(again.delta, first.delta)
+    for fn in (gl.frozen_influence, gl.generalized_influence):
+        res = fn(obj, g, p, solver="direct")
+        assert res.hvps == 0
+        assert (
+            rel_err(res.delta, dense_answer(obj, g, p, "FIF" if fn is gl.frozen_influence else "GIF")) < 1e-10
+        )
+    obj.hessian().zero_()
+    assert torch.equal(gl.influence(obj, g, solver="direct").delta, first.delta)
+    with torch.no_grad():
+        model[0].weight.mul_(1.01)
+    moved = gl.influence(obj, g, solver="direct")
+    assert moved.hvps == obj.num_params and not torch.equal(moved.delta, first.delta)
+    obj.release()
+    assert gl.influence(obj, g, solver="direct").hvps == obj.num_params
+
+
+def test_the_cached_hessian_follows_buffer_writes(data: tuple[torch.Tensor, torch.Tensor]) -> None:
+    """An eval-mode BatchNorm's statistics are part of the function: changing them rebuilds the Hessian."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(5, 4), nn.BatchNorm1d(4), nn.Tanh(), nn.Linear(4, 3)).double().eval()
+    obj = gl.Objective(model, F.cross_entropy, data, weight_decay=1e-2)
+    before = obj.hessian()
+    with torch.no_grad():
+        model[1].running_var.mul_(4.0)
+    after = obj.hessian()
+    assert obj.hvp_calls == 2 * obj.num_params and not torch.allclose(before, after)
+    fresh = gl.Objective(model, F.cross_entropy, data, weight_decay=1e-2).hessian()
+    assert rel_err(after, fresh) < 1e-12
