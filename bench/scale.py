@@ -4,20 +4,31 @@ Three tables, each measured side by side in one run (2 CPU threads, float32 unle
 
 1. EK-FAC attribution scores for the book's CNN (TinyCNN 8-16-32, 11,018 parameters, trained 4 Adam epochs on
    2,000 embedded Fashion-MNIST images, weight decay 1e-3): all 2,000 training images x 50 test images, score
-   ``grad l_test^T (G + lambda I)^-1 grad l_train``, ``lambda = 0.1 * mean EK-FAC eigenvalue`` (one value for
-   every method).  Reference: the same with the exact damped Gauss-Newton matrix ``G`` (dense, built from
-   per-example Jacobians in float32 blocks summed and solved in float64) -- the matrix that both EK-FACs approximate.  gif_lite's EK-FAC with sampled
-   labels ("mc", kronfluence's default) and with the exact GGN factors ("type-2") vs kronfluence 1.0.1
+   ``grad l_test^T (G + lambda I)^-1 grad l_train``, ``lambda = 0.1 * mean EK-FAC eigenvalue`` (one absolute
+   value for every method).  Reference: the same with the exact damped Gauss-Newton matrix ``G`` of the mean
+   loss (dense, from per-example Jacobians in float32 blocks summed and solved in float64; it equals
+   curvlinops' ``GGNLinearOperator`` to 1.3e-7) -- the matrix that every EK-FAC here approximates, at the
+   same scale (kronfluence's factors and eigenvalue corrections are means over examples too, its per-example
+   gradients those of each example's own loss, no weight decay anywhere).  gif_lite's EK-FAC with sampled
+   labels ("mc", kronfluence's only kind) and with the exact GGN factors ("type-2") vs kronfluence 1.0.1
    (strategy "ekfac", same absolute damping).  Spearman is the mean over test images of the rank
-   correlation of a test image's 2,000 scores with the reference.
+   correlation of a test image's 2,000 scores with the reference (and with kronfluence's).  Two bounds
+   make the low figures readable: the exact GGN restricted to its per-layer blocks (what a perfect
+   per-layer method would reach) and plain gradient dot products (no curvature).  The damping leaves only
+   a few hundred of the 11,018 eigenvalues of ``G`` above it (printed), so each score is mostly the part of
+   the gradients outside the top eigenspace, which the Kronecker eigenbasis inside each layer gets
+   wrong: the layer-block GGN keeps a Spearman of about 0.7 where both EK-FACs fall to 0.1-0.25, and the
+   two EK-FACs agree with each other to 0.98-0.99 (they are one method).
 2. GIF at 5% of the parameters (largest |g|), g = gradient of the mean loss of class 0 in the Hessian batch
    (the paper's class-removal target), model in eval mode: the paper's 200 Landweber steps, LSQR to a
    normal-equation residual of 1e-4 and at looser tolerances, and LSQR on the EK-FAC and low-rank operators.
    Misfit ``||H[:,P] x - g|| / ||g||`` always with the exact H.  ``--gif-model resnet18`` is the issue's
    setting (BatchNorm frozen: K-FAC covers Linear/Conv2d); by default the trained book CNN (see the note
    printed with the table).
-3. HVP / gradient time for each HVP method of :class:`gif_lite.Objective` on the book's CNN, a
-   510k-parameter MLP and ResNet18 (batch sizes printed).
+3. HVP / gradient for each HVP method of :class:`gif_lite.Objective` on the book's CNN, a 510k-parameter
+   MLP and ResNet18 (batch sizes printed): the time ratio beside the FLOP ratio counted by
+   ``torch.utils.flop_counter.FlopCounterMode`` (matrix products and convolutions), so a time ratio that
+   tracks its FLOP ratio marks a compute-bound HVP whose floor is that FLOP ratio.
 
 Environment (kronfluence only here, never in gif_lite's dependencies)::
 
@@ -27,7 +38,9 @@ Environment (kronfluence only here, never in gif_lite's dependencies)::
 
 Run: ``OMP_NUM_THREADS=2 /work/benchenv-i14/bin/python bench/scale.py`` (``--skip-kronfluence`` runs
 without kronfluence; ``--gif-model resnet18 --hessian-batch 256`` is the issue's full-size GIF table, hours
-on 2 cores).  Runtime: with ``--n-train 500 --n-test 20`` on a 2-core machine shared with other jobs,
+on 2 cores: add ``--device cuda`` to run tables 2 and 3 on a GPU, e.g.
+``python bench/scale.py --only 2 --gif-model resnet18 --hessian-batch 256 --device cuda``; table 1 stays
+on the CPU, where kronfluence runs with ``cpu=True``).  Runtime: with ``--n-train 500 --n-test 20`` on a 2-core machine shared with other jobs,
 table 1 took 15 minutes (8 of them the dense exact GGN, which grows as n_train * k^2) and table 2 about
 35 minutes (27 of them the 200 Landweber steps); expect several times less on an idle machine.
 """
@@ -43,12 +56,14 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable
+from typing import cast
 
 import torch
 import torch.nn.functional as F
 from scipy.stats import spearmanr
 from torch import nn
 from torch.func import functional_call, grad, jacrev, vmap
+from torch.utils.flop_counter import FlopCounterMode
 
 import gif_lite as gl
 from gif_lite.book.data import load_data
@@ -57,10 +72,26 @@ from gif_lite.book.runtime import set_threads
 from gif_lite.train import train_minibatch
 
 
+def sync() -> None:
+    """Wait for queued GPU work, so wall-clock times cover it (a no-op on the CPU)."""
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+
+
 def timed(fn: Callable[[], object]) -> tuple[object, float]:
+    sync()
     start = time.perf_counter()
     out = fn()
+    sync()
     return out, time.perf_counter() - start
+
+
+def flops(fn: Callable[[], object]) -> int:
+    """Floating-point operations of ``fn`` counted by torch's FlopCounterMode (matrix products and
+    convolutions, forward and backward; element-wise work is not counted)."""
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return int(counter.get_total_flops())
 
 
 def table(title: str, header: list[str], rows: list[list[object]]) -> None:
@@ -193,6 +224,21 @@ def mean_spearman(a: torch.Tensor, b: torch.Tensor) -> float:
     return statistics.mean(float(spearmanr(a[j].numpy(), b[j].numpy())[0]) for j in range(a.shape[0]))
 
 
+def layer_blocks(model: nn.Module) -> list[torch.Tensor]:
+    """Flat indices of each module's own trainable parameters (a Linear/Conv2d layer: weight and bias)."""
+    blocks, start = [], 0
+    offsets = {}
+    for p in model.parameters():
+        if p.requires_grad:
+            offsets[id(p)] = start
+            start += p.numel()
+    for m in model.modules():
+        own = [p for p in m.parameters(recurse=False) if p.requires_grad]
+        if own:
+            blocks.append(torch.cat([torch.arange(offsets[id(p)], offsets[id(p)] + p.numel()) for p in own]))
+    return blocks
+
+
 def scores_table(skip_kronfluence: bool, n_train: int, n_test: int) -> tuple[nn.Module, tuple]:
     (model, train, test), t_train = timed(lambda: book_cnn(n_train))
     test = (test[0][:n_test], test[1][:n_test])
@@ -201,60 +247,94 @@ def scores_table(skip_kronfluence: bool, n_train: int, n_test: int) -> tuple[nn.
     (ours_t2, _), t_t2 = timed(lambda: gif_lite_scores(model, train, test, "type-2", damping))
     (ours_mc, _), t_mc = timed(lambda: gif_lite_scores(model, train, test, "mc", damping))
 
-    def exact() -> torch.Tensor:
-        g = dense_ggn(model, train[0])
-        m = copy.deepcopy(model).double()
-        rhs = per_example_grads(m, test[0].double(), test[1])
-        sol = torch.linalg.solve(g + damping * torch.eye(g.shape[0], dtype=g.dtype), rhs.T).T
-        return sol @ per_example_grads(m, train[0].double(), train[1]).T
+    m64 = copy.deepcopy(model).double()
+    g_test = per_example_grads(m64, test[0].double(), test[1])
+    g_train = per_example_grads(m64, train[0].double(), train[1])
 
-    ref, t_ref = timed(exact)
-    rows = [
-        ["exact damped GGN (float64, dense)", t_ref, 1.0],
-        ["gif_lite EKFAC, fisher='mc'", t_mc, mean_spearman(ours_mc, ref)],
-        ["gif_lite EKFAC, fisher='type-2'", t_t2, mean_spearman(ours_t2, ref)],
-    ]
+    def solve_scores(ggn: torch.Tensor) -> torch.Tensor:
+        ggn = ggn.clone()
+        ggn.diagonal().add_(damping)
+        return torch.linalg.solve(ggn, g_test.T).T @ g_train.T
+
+    dense, t_ggn = timed(lambda: dense_ggn(model, train[0]))
+    ggn = cast(torch.Tensor, dense)
+    ref, t_solve = timed(lambda: solve_scores(ggn))
+    above = int((torch.linalg.eigvalsh(ggn) > damping).sum())
+    block_scores = torch.zeros_like(ref)  # the exact GGN with the couplings between layers dropped
+    for idx in layer_blocks(model):
+        gb = ggn[idx[:, None], idx]
+        gb.diagonal().add_(damping)
+        block_scores += torch.linalg.solve(gb, g_test[:, idx].T).T @ g_train[:, idx].T
+    ggn = torch.empty(0)  # free the dense matrix
+    scores = {
+        "gif_lite EKFAC, fisher='mc'": (t_mc, ours_mc),
+        "gif_lite EKFAC, fisher='type-2'": (t_t2, ours_t2),
+        "exact GGN, layer blocks only (float64)": (math.nan, block_scores),
+        "no curvature (gradient dot products)": (math.nan, g_test @ g_train.T),
+    }
+    kf = None
     if not skip_kronfluence:
         kf, t_kf = timed(lambda: kronfluence_scores(model, train, test, damping))
-        rows.append(["kronfluence 1.0.1 EK-FAC", t_kf, mean_spearman(kf, ref)])
-        rows.append(["  (ratio gif_lite mc / kronfluence time)", t_mc / t_kf, math.nan])
+        scores["kronfluence 1.0.1 EK-FAC"] = (t_kf, kf)
+    rows: list[list[object]] = [["exact damped GGN (float64, dense)", t_ggn + t_solve, 1.0, math.nan]]
+    for label, (t, sc) in scores.items():
+        rows.append([label, t, mean_spearman(sc, ref), math.nan if kf is None else mean_spearman(sc, kf)])
+    if kf is not None:
+        rows.append(["  (time gif_lite mc / kronfluence)", t_mc / t_kf, math.nan, math.nan])
+        rows.append(["  (time gif_lite type-2 / kronfluence)", t_t2 / t_kf, math.nan, math.nan])
     table(
-        f"Table 1: EK-FAC scores, book CNN, {n_train:,} train x {n_test} test, damping {damping:.3g}",
-        ["method", "time s", "Spearman vs exact"],
+        f"Table 1: EK-FAC scores, book CNN, {n_train:,} train x {n_test} test, damping {damping:.3g} "
+        f"({above:,} of {m64_params(m64):,} GGN eigenvalues above it)",
+        ["method", "time s", "Spearman vs exact", "Spearman vs kronfluence"],
         rows,
     )
     return model, train
 
 
+def m64_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
 # ------------------------------------------------------------------------------------------ table 2
-def gif_table(name: str, hessian_batch: int, steps: int, cnn: nn.Module | None, train: tuple | None) -> None:
+def gif_table(
+    name: str,
+    hessian_batch: int,
+    steps: int,
+    cnn: nn.Module | None,
+    train: tuple | None,
+    device: torch.device,
+    width: int = 64,
+) -> None:
     if name == "resnet18":
         torch.manual_seed(0)
-        model = resnet18(in_channels=1).eval()
+        model = resnet18(in_channels=1, width=width).eval()
         for m in model.modules():
             if isinstance(m, nn.BatchNorm2d):
                 m.requires_grad_(False)
         x, y = load_data("fashion-mnist-small").train
         note = "ResNet18 at initialisation (seed 0), BatchNorm frozen in eval mode"
+        if width != 64:
+            note += f", width {width}"
     else:
         assert cnn is not None and train is not None
-        model, (x, y) = cnn, train
+        model, (x, y) = copy.deepcopy(cnn), train
         note = "the trained book CNN (table 1)"
-    x, y = x[:hessian_batch], y[:hessian_batch]
+    model = model.to(device)
+    x, y = x[:hessian_batch].to(device), y[:hessian_batch].to(device)
     obj = gl.Objective(model, F.cross_entropy, (x, y))
     keep = y == 0
     g = gl.Objective(model, F.cross_entropy, (x[keep], y[keep])).gradient()
     p = g.abs().argsort(descending=True)[: max(1, int(0.05 * obj.num_params))].sort().values
 
     def misfit(delta: torch.Tensor) -> float:
-        e = torch.zeros(obj.num_params)
-        e[p] = delta
+        e = torch.zeros(obj.num_params, dtype=obj.dtype, device=device)
+        e[p] = delta.to(device, obj.dtype)
         return float((obj.hvp(e) - g).norm() / g.norm())
 
     rows = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", gl.ConvergenceWarning)
-        obj.hvp(torch.zeros(obj.num_params))  # build the kept graph outside the timings
+        obj.hvp(torch.zeros(obj.num_params, device=device))  # build the kept graph outside the timings
         for label, kw in [
             (f"Landweber, {steps} steps (paper)", dict(solver="landweber", max_iter=steps)),
             ("LSQR to 1e-4", dict(solver="lsqr", tol=1e-4)),
@@ -272,15 +352,19 @@ def gif_table(name: str, hessian_batch: int, steps: int, cnn: nn.Module | None, 
             ("Arnoldi rank 50 + LSQR", lambda: gl.LowRank(obj, rank=50, steps=100)),
         ]:
             start = obj.hvp_calls
-            t0 = time.perf_counter()
-            op = build()
-            damp = 1e-3 * float(op.hvp(g).norm() / g.norm())  # keep the approximate least squares well posed
-            res = gl.generalized_influence(op, g, p, damping=damp, tol=1e-6, max_iter=500)
-            t = time.perf_counter() - t0
-            rows.append([label, t, obj.hvp_calls - start, misfit(res.delta)])
+
+            def solve(build: Callable[[], gl.curvature.CurvatureOperator] = build) -> object:
+                op = build()
+                # keep the approximate least squares well posed
+                damp = 1e-3 * float(op.hvp(g).norm() / g.norm())
+                return gl.generalized_influence(op, g, p, damping=damp, tol=1e-6, max_iter=500)
+
+            res, t = timed(solve)
+            rows.append([label, t, obj.hvp_calls - start, misfit(res.delta)])  # type: ignore[attr-defined]
     lsqr = rows[1]
     table(
-        f"Table 2: GIF at 5% ({len(p):,} of {obj.num_params:,} parameters), {note}, {hessian_batch}-image Hessian batch"
+        f"Table 2: GIF at 5% ({len(p):,} of {obj.num_params:,} parameters), {note}, {hessian_batch}-image Hessian"
+        f" batch, {device.type}"
         f"\n  target: misfit <= 1.01 x LSQR's ({1.01 * lsqr[3]:.4g}) in less time than Landweber ({rows[0][1]:.3g} s)",
         ["method", "time s", "exact HVPs", "misfit"],
         rows,
@@ -288,7 +372,13 @@ def gif_table(name: str, hessian_batch: int, steps: int, cnn: nn.Module | None, 
 
 
 # ------------------------------------------------------------------------------------------ table 3
-def ratio_table(repeats: int, resnet_batch: int) -> None:
+def ratio_table(repeats: int, resnet_batch: int, device: torch.device) -> None:
+    """HVP / gradient: measured time beside counted FLOPs, per HVP method, side by side in one run.
+
+    If the time ratio tracks the FLOP ratio, the HVP is compute-bound and the FLOP ratio is its floor
+    for that method (the kept graph's HVP is one reverse pass through the gradient's graph: for a network
+    whose every layer needs input gradients, about twice a gradient's matrix products).
+    """
     x, y = load_data("fashion-mnist-small").train
     torch.manual_seed(0)
     cases = [
@@ -298,22 +388,29 @@ def ratio_table(repeats: int, resnet_batch: int) -> None:
     ]
     rows = []
     for label, model, n in cases:
-        data = (x[:n], y[:n])
+        model = model.to(device)
+        data = (x[:n].to(device), y[:n].to(device))
         row: list[object] = [label]
         for method in gl.HVP_METHODS:
             obj = gl.Objective(model, F.cross_entropy, data, hvp_method=method)  # type: ignore[arg-type]
-            v = torch.randn(obj.num_params)
+            v = torch.randn(obj.num_params, device=device)
             obj.hvp(v)  # warm-up (and the kept graph for "reuse")
             t_g = min(timed(obj.gradient)[1] for _ in range(repeats))
             t_h = min(timed(lambda obj=obj, v=v: obj.hvp(v))[1] for _ in range(repeats))
+            f_g, f_h = flops(obj.gradient), flops(lambda obj=obj, v=v: obj.hvp(v))
             if method == "reuse":
-                row.append(t_g)
-            row.append(t_h / t_g)
+                row += [t_g, f_g / 1e9]
+            row += [t_h / t_g, f_h / f_g]
             obj.release()
         rows.append(row)
     table(
-        "Table 3: HVP time / gradient time (min of repeats), float32",
-        ["model", "gradient s", *[f"{m}" for m in gl.HVP_METHODS]],
+        f"Table 3: HVP / gradient, time (min of {repeats}) and FLOPs (FlopCounterMode), float32, {device.type}",
+        [
+            "model",
+            "gradient s",
+            "gradient GFLOP",
+            *[f"{m} {k}" for m in gl.HVP_METHODS for k in ("time", "FLOPs")],
+        ],
         rows,
     )
 
@@ -321,6 +418,12 @@ def ratio_table(repeats: int, resnet_batch: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--device", default="cpu", help="device for tables 2 and 3, e.g. cuda (table 1 stays on the CPU)"
+    )
+    parser.add_argument(
+        "--resnet-width", type=int, default=64, help="ResNet18 width in table 2 (64: the paper's)"
+    )
     parser.add_argument("--skip-kronfluence", action="store_true")
     parser.add_argument("--gif-model", choices=["cnn", "resnet18"], default="cnn")
     parser.add_argument("--hessian-batch", type=int, default=256)
@@ -335,7 +438,10 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("CI", "1")  # quiet progress bars
     set_threads(args.threads)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: torch sees no CUDA device here")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, tables 2-3 on {device}")
     cnn, train = None, None
     if args.only in (None, "1", "2"):
         if args.only == "2" and args.gif_model == "cnn":
@@ -343,9 +449,11 @@ def main() -> None:
         elif args.only != "2":
             cnn, train = scores_table(args.skip_kronfluence, args.n_train, args.n_test)
     if args.only in (None, "2"):
-        gif_table(args.gif_model, args.hessian_batch, args.landweber_steps, cnn, train)
+        gif_table(
+            args.gif_model, args.hessian_batch, args.landweber_steps, cnn, train, device, args.resnet_width
+        )
     if args.only in (None, "3"):
-        ratio_table(args.repeats, args.resnet_batch)
+        ratio_table(args.repeats, args.resnet_batch, device)
 
 
 if __name__ == "__main__":
