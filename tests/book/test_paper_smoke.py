@@ -12,6 +12,7 @@ import torch
 
 import gif_lite as gl
 from gif_lite.book import configs
+from gif_lite.book.checkpoints import CACHE_ENV
 from gif_lite.book.data import load_data
 from gif_lite.book.models import resnet18, vgg11
 
@@ -81,24 +82,16 @@ def _paper_chapters() -> list[str]:
     return found
 
 
-#: Chapters whose smoke run is known not to finish in time, with the reason (each is an open problem).
-TOO_SLOW = {
-    "class_removal": "the paper's Landweber normaliser restarts hundreds of times on the 1-epoch ResNet18, "
-    "so the smoke run takes over 10 minutes; open in issue 15",
-}
-
-
 @pytest.mark.parametrize("chapter", _paper_chapters())
 def test_chapter_runs_its_paper_branch_in_smoke_mode(chapter: str, tmp_path: Path) -> None:
-    if chapter in TOO_SLOW:
-        pytest.skip(TOO_SLOW[chapter])
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
     nb = nbformat.read(BOOK / f"{chapter}.ipynb", as_version=4)
     tagged = [i for i, c in enumerate(nb.cells) if "parameters" in c.get("metadata", {}).get("tags", [])]
     assert tagged, f"{chapter} has no cell tagged 'parameters'"
     nb.cells.insert(tagged[0] + 1, nbformat.v4.new_code_cell(SMOKE_CELL))
-    env = {configs.SMOKE_ENV: "1", "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
+    # a fresh model cache: every run trains, as a reader's first run does, and the checkout's cache stays clean
+    env = {configs.SMOKE_ENV: "1", "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg", CACHE_ENV: str(tmp_path)}
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
