@@ -444,14 +444,17 @@ def gif_directions(
     gammas: Sequence[float] = (),
     tol: float | None = None,
     max_iter: int | None = None,
-    max_restarts: int = 1000,
+    max_restarts: int = 100_000,
 ) -> list[Direction]:
     """Candidate GIF updates on ``subset``, from the first term of the series to the converged solve.
 
     * ``H[P,:] g``: the first term of the paper's series (its iteration's first iterate, up to scale);
     * the paper's iteration (:func:`gif_lite.solvers.landweber`) for ``landweber_iters`` steps with the
       paper's step test ``tol = 1e-9`` and normalizer increment ``normalizer_step`` (the paper's loop
-      raises the normalizer without limit; ``max_restarts`` bounds it, for poorly trained networks);
+      raises the normalizer without limit; ``max_restarts`` bounds it.  A barely trained network needs
+      hundreds of restarts, about ``sigma_max(H[:,P]) / (sqrt(2) normalizer_step)``: 810 for the
+      one-epoch smoke ResNet18, whose ``sigma_max`` is about 3,400; the solver foresees them for ten
+      products, so the generous default costs nothing);
     * LSQR stopped after each of ``lsqr_iters`` iterations, and LSQR to ``tol`` (exact GIF; at most
       ``max_iter`` iterations if given, for large models: its misfit then says how far it got);
     * Tikhonov-regularised least squares for each ``gamma`` in ``gammas`` (:func:`tikhonov_gif`).
