@@ -130,8 +130,8 @@ def test_the_paper_benchmark_command_asks_for_the_papers_configuration() -> None
     assert (default.data, default.n_train, default.width, default.n_hessian) == (
         "fashion-mnist-small",
         2048,
-        16,
-        64,
+        8,
+        32,
     )
     assert (default.recipe.optimizer, default.recipe.momentum, default.recipe.weight_decay) == (
         "sgd",
