@@ -10,6 +10,7 @@ its own residual report.
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Callable
 
@@ -203,3 +204,70 @@ def test_block_solvers_match_numpy_column_by_column(name: str) -> None:
         res = getattr(S, name)(lambda v: t @ v, bt, tol=1e-12)
     for j in range(bs.shape[1]):
         _close(res.x[:, j], ref[:, j], 1e-7)
+
+
+# ------------------------------------------------------------------------------------------ the paper's restarts
+def _paper_landweber(
+    a: np.ndarray, b: np.ndarray, c: float, step: float, max_iter: int, step_tol: float
+) -> tuple[np.ndarray, float, int, int]:
+    """The paper's loop as its code runs it: every restart recomputes ``A^T b`` and iterates from scratch.
+
+    Returns ``x``, the final normalizer, the restarts and the products spent."""
+    restarts, products = 0, 0
+    threshold = step_tol * np.sqrt(a.shape[1])
+    while True:
+        x0 = a.T @ b / c**2
+        products += 1
+        x, diff_old, diverged = x0.copy(), np.inf, False
+        for it in range(max_iter):
+            x_new = x0 + x - a.T @ (a @ x) / c**2
+            products += 2
+            diff = np.linalg.norm(x_new - x)
+            x = x_new
+            if it % 2 == 0:
+                if diff > diff_old or not np.isfinite(diff):
+                    diverged = True
+                    break
+                diff_old = diff
+            if diff <= threshold:
+                break
+        if not diverged:
+            return x, c, restarts, products
+        restarts, c = restarts + 1, c + step
+
+
+@pytest.mark.parametrize(
+    ("seed", "max_iter", "step_tol"), [(0, 30, 1e-9), (1, 30, 1e-9), (2, 200, 1e-4), (3, 4, 0.0)]
+)
+def test_landweber_restarts_as_the_paper_without_paying_for_doomed_ones(
+    seed: int, max_iter: int, step_tol: float
+) -> None:
+    """From normalizer 1 with step 0.5, a matrix with sigma_max 60 needs about 80 restarts (c > 60 / sqrt 2).
+
+    The paper's loop spends 7+ products on each; gif_lite must end at the same normalizer with the same
+    iterate, but foresee the doomed restarts (a few real ones at most, near the threshold)."""
+    a = _rect(seed, 50, 20)
+    a *= 60.0 / np.linalg.norm(a, 2)
+    b = _b(seed, 50)
+    ref, c, restarts, products = _paper_landweber(a, b, 1.0, 0.5, max_iter, step_tol)
+    assert restarts > 70 and products > 7 * restarts
+    matvec, rmatvec = _ops(a)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", S.ConvergenceWarning)
+        res = S.landweber(
+            matvec, rmatvec, torch.from_numpy(b), max_iter=max_iter, step_tol=step_tol, max_restarts=1000
+        )
+    _close(res.x, ref, 1e-10)
+    assert res.iterations <= max_iter and res.matvecs < products / 2
+    (warned,) = caught  # unconverged (tol 1e-8): the note names the normalizer and the restarts
+    note = re.search(r"normalizer (\S+) after (\d+) restarts, (\d+) of them foreseen", str(warned.message))
+    assert note is not None and (float(note[1]), int(note[2])) == (c, restarts)
+    assert int(note[3]) >= restarts - 4  # only the last few, near sigma_max / sqrt(2), are run
+
+
+def test_landweber_still_refuses_to_restart_forever() -> None:
+    a = _rect(5, 30, 10)
+    a *= 1e4 / np.linalg.norm(a, 2)
+    matvec, rmatvec = _ops(a)
+    with pytest.raises(FloatingPointError, match="max_restarts"):
+        S.landweber(matvec, rmatvec, torch.from_numpy(_b(5, 30)), max_iter=30, max_restarts=50)

@@ -3,15 +3,20 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 
 import gif_lite as gl
 from gif_lite.book import configs
+from gif_lite.book import experiments as ex
+from gif_lite.book.checkpoints import CACHE_ENV
 from gif_lite.book.data import load_data
 from gif_lite.book.models import resnet18, vgg11
 
@@ -81,24 +86,16 @@ def _paper_chapters() -> list[str]:
     return found
 
 
-#: Chapters whose smoke run is known not to finish in time, with the reason (each is an open problem).
-TOO_SLOW = {
-    "class_removal": "the paper's Landweber normaliser restarts hundreds of times on the 1-epoch ResNet18, "
-    "so the smoke run takes over 10 minutes; open in issue 15",
-}
-
-
 @pytest.mark.parametrize("chapter", _paper_chapters())
 def test_chapter_runs_its_paper_branch_in_smoke_mode(chapter: str, tmp_path: Path) -> None:
-    if chapter in TOO_SLOW:
-        pytest.skip(TOO_SLOW[chapter])
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
     nb = nbformat.read(BOOK / f"{chapter}.ipynb", as_version=4)
     tagged = [i for i, c in enumerate(nb.cells) if "parameters" in c.get("metadata", {}).get("tags", [])]
     assert tagged, f"{chapter} has no cell tagged 'parameters'"
     nb.cells.insert(tagged[0] + 1, nbformat.v4.new_code_cell(SMOKE_CELL))
-    env = {configs.SMOKE_ENV: "1", "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
+    # a fresh model cache: every run trains, as a reader's first run does, and the checkout's cache stays clean
+    env = {configs.SMOKE_ENV: "1", "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg", CACHE_ENV: str(tmp_path)}
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
@@ -112,3 +109,57 @@ def test_chapter_runs_its_paper_branch_in_smoke_mode(chapter: str, tmp_path: Pat
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+# ------------------------------------------------------------------------------------------ bench/paper_scale.py
+def _bench() -> Any:
+    spec = importlib.util.spec_from_file_location("paper_scale", BOOK.parent / "bench" / "paper_scale.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclass looks itself up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_paper_benchmark_command_asks_for_the_papers_configuration() -> None:
+    bench = _bench()
+    paper = bench.setting(bench.parse(["--paper", "--device", "cuda"]))
+    assert (paper.data, paper.n_train, paper.width, paper.n_hessian) == ("mnist", None, 64, 512)
+    assert paper.recipe == configs.PAPER_RECIPE and paper.landweber_steps == 30
+    default = bench.setting(bench.parse([]))
+    assert (default.data, default.n_train, default.width, default.n_hessian) == (
+        "fashion-mnist-small",
+        2048,
+        8,
+        32,
+    )
+    assert (default.recipe.optimizer, default.recipe.momentum, default.recipe.weight_decay) == (
+        "sgd",
+        0.9,
+        5e-4,
+    )
+    assert default.recipe.lr == pytest.approx(0.1 * default.recipe.batch_size / 512)
+
+
+def test_the_paper_benchmark_runs_its_paper_path_on_the_cpu(capsys: pytest.CaptureFixture[str]) -> None:
+    """``--paper --smoke``: the paper configuration's smoke variant, end to end, on the embedded data."""
+    out = _bench().main(["--paper", "--smoke", "--device", "cpu", "--threads", "1"])
+    assert out["setting"].recipe.lr == configs.PAPER_RECIPE.lr and out["setting"].width == 8
+    assert {"GIF (LSQR)", "GIF (Landweber, 5 steps)", "retrained without the class"} <= set(out["scores"])
+    assert "| GIF (LSQR) |" in capsys.readouterr().out
+
+
+def test_removal_setup_in_batches_gives_the_same_problem() -> None:
+    """At paper scale the removed class (~6,000 images) goes through the network in batches: same g, same
+    second-order group objective."""
+    torch.manual_seed(0)
+    x, y = torch.randn(90, 5, dtype=torch.float64), torch.arange(90) % 3
+    model = torch.nn.Sequential(torch.nn.Linear(5, 4), torch.nn.Tanh(), torch.nn.Linear(4, 3)).double()
+    one = ex.removal_setup(model, (x, y), (1,), n_hessian=40, weight_decay=1e-3)
+    batched = ex.removal_setup(model, (x, y), (1,), n_hessian=40, weight_decay=1e-3, batch_size=7)
+    assert torch.allclose(batched.g, one.g, rtol=1e-12, atol=1e-15)
+    v = torch.randn(one.obj.num_params, dtype=torch.float64)
+    assert torch.allclose(batched.second_order[1].hvp(v), one.second_order[1].hvp(v), rtol=1e-10, atol=1e-13)
+    assert torch.equal(batched.group, one.group) and batched.second_order[2] == one.second_order[2]
+    with pytest.raises(ValueError, match="batch_size"):
+        ex.removal_setup(model, (x, y), (1,), batch_size=0)
