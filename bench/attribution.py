@@ -413,6 +413,16 @@ def run(kind: str, args: argparse.Namespace) -> None:
         rows += dattri_rows(model, train, test, wd)
     table(f"{kind}: {args.n_test} x {n} influence scores (float64, exact Hessian)", rows, refs, n)
 
+    chunks = (8, 16, 32, 64, 128)
+    seconds = []
+    for c in chunks:  # justify gl.HESSIAN_CHUNK: larger blocks fall out of the caches
+        obj.release()
+        start = time.perf_counter()
+        obj.hessian(chunk=c)
+        seconds.append(time.perf_counter() - start)
+    print(f"{kind}: dense Hessian build, seconds by columns per pass (default {gl.HESSIAN_CHUNK}):")
+    print("  " + "  ".join(f"{c}: {t:.2f}" for c, t in zip(chunks, seconds, strict=True)))
+
     clear_cache(obj)
     cold = timed("self-influence, cold", lambda: gl.self_influence(obj, solver="direct"))
     warm = timed("self-influence, factorisation cached", lambda: gl.self_influence(obj, solver="direct"))
@@ -440,14 +450,16 @@ def main() -> None:
     parser.add_argument("--minres", action="store_true", help="also gif_lite's batched MINRES (slow here)")
     parser.add_argument("--ti-rows", type=int, default=5, help="test rows torch-influence runs")
     parser.add_argument("--quick", action="store_true", help="the MLP only")
+    parser.add_argument("--cnn-only", action="store_true", help="the CNN table only")
     parser.add_argument("--cg-only", action="store_true", help="only the block-CG rows, MLP only")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"{args.threads} torch threads; load average at start {os.getloadavg()[0]:.2f}")
-    run("mlp", args)
+    if not args.cnn_only:
+        run("mlp", args)
     if not (args.quick or args.cg_only):
         run("cnn", args)
-    if not (args.cg_only or args.no_dattri):
+    if not (args.cg_only or args.no_dattri or args.cnn_only):
         dattri_metric_checks(args.lds_subsets)
 
 
