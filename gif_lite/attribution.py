@@ -139,32 +139,20 @@ def _stack(obj: Objective, data: Data, batch_size: int | None, progress: bool | 
 
 
 # ------------------------------------------------------------------------------------ dense factors, cached
-class _Factors:
-    """Factorisations of the dense Hessian for one parameter value of one objective."""
-
-    def __init__(self, key: tuple[torch.Tensor, tuple[int, ...]]) -> None:
-        self.key = key
-        self.store: dict[tuple[Any, ...], Any] = {}
+_SEEN: weakref.WeakSet[Objective] = weakref.WeakSet()  # for clear_cache() of every objective
 
 
-_CACHE: weakref.WeakKeyDictionary[Objective, _Factors] = weakref.WeakKeyDictionary()
-
-
-def _factors(obj: Objective) -> _Factors:
-    """The cache entry for ``obj`` at its current parameters (a new one when they changed)."""
-    key = (obj.theta(), tuple(p._version for p in obj.params))
-    entry = _CACHE.get(obj)
-    if entry is None or entry.key[1] != key[1] or not torch.equal(entry.key[0], key[0]):
-        entry = _Factors(key)
-        _CACHE[obj] = entry
-    return entry
+def _factors(obj: Objective) -> dict[tuple[Any, ...], Any]:
+    """Factorisations of ``obj``'s dense Hessian, kept in its :meth:`Objective.state_cache`, so they are
+    dropped exactly when the Hessian is (any parameter or buffer change, or ``release``)."""
+    _SEEN.add(obj)
+    return obj.state_cache().setdefault("attribution factors", {})
 
 
 def clear_cache(obj: Objective | None = None) -> None:
     """Forget the cached factorisations and dense Hessians (:meth:`Objective.release`) of ``obj``, or
     of every objective attribution has seen."""
-    for o in list(_CACHE) if obj is None else [obj]:
-        _CACHE.pop(o, None)
+    for o in list(_SEEN) if obj is None else [obj]:
         o.release()
 
 
@@ -195,14 +183,14 @@ def _factor_solve(kind: str, parts: tuple[torch.Tensor, ...], b: torch.Tensor) -
 
 def _dense_square(obj: Objective, p: torch.Tensor | None, damping: float, b: torch.Tensor) -> torch.Tensor:
     """``(H + damping I)^-1 B`` (``p`` None) or ``(H[P,P] + damping I)^-1 B``, factorised once and cached."""
-    entry = _factors(obj)
+    store = _factors(obj)
     key = ("square", damping, None if p is None else tuple(p.tolist()))
-    if key not in entry.store:
+    if key not in store:
         a = _dense_columns(obj, p)
         a = a if p is None else a[p]
         a = 0.5 * (a + a.T) + damping * torch.eye(a.shape[0], dtype=a.dtype, device=a.device)
-        entry.store[key] = (*_symmetric_factor(a), a)
-    kind, parts, a = entry.store[key][0], entry.store[key][1], entry.store[key][2]
+        store[key] = (*_symmetric_factor(a), a)
+    kind, parts, a = store[key][0], store[key][1], store[key][2]
     x = _factor_solve(kind, parts, b)
     _check_dense(a, x, b)
     return x
@@ -226,9 +214,9 @@ def _check_dense(a: torch.Tensor, x: torch.Tensor, b: torch.Tensor) -> None:
 
 def _dense_gif(obj: Objective, p: torch.Tensor, damping: float, t_p: torch.Tensor) -> torch.Tensor:
     """``pinv(A[:,P])^T T_P`` with ``A = H + damping I``, from one cached SVD of ``A[:,P]``."""
-    entry = _factors(obj)
+    store = _factors(obj)
     key = ("gif", damping, tuple(p.tolist()))
-    if key not in entry.store:
+    if key not in store:
         a = _dense_columns(obj, p).clone()
         a[p, torch.arange(p.numel(), device=p.device)] += damping
         u, sv, vh = torch.linalg.svd(a, full_matrices=False)
@@ -236,8 +224,8 @@ def _dense_gif(obj: Objective, p: torch.Tensor, damping: float, t_p: torch.Tenso
         inv = torch.where(
             sv > cut, 1.0 / torch.where(sv > cut, sv, torch.ones_like(sv)), torch.zeros_like(sv)
         )
-        entry.store[key] = (u, inv, vh)
-    u, inv, vh = entry.store[key]
+        store[key] = (u, inv, vh)
+    u, inv, vh = store[key]
     return u @ (inv[:, None] * (vh @ t_p))  # (U diag(1/s) V^T) t = pinv(A)^T t
 
 

@@ -17,7 +17,7 @@ numbers (a test checks each against the dense Hessian):
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -42,10 +42,6 @@ HESSIAN_CHUNK = 64
 _StateKey = tuple[torch.Tensor, tuple[int, ...]]
 
 
-def _same_state(a: _StateKey, b: _StateKey) -> bool:
-    return a[1] == b[1] and torch.equal(a[0], b[0])
-
-
 def l2_penalty(params: Iterable[torch.Tensor], weight_decay: float) -> torch.Tensor:
     """``weight_decay / 2 * ||theta||^2``, differentiable: the L2 term of L(theta) for training and influence alike.
 
@@ -55,6 +51,11 @@ def l2_penalty(params: Iterable[torch.Tensor], weight_decay: float) -> torch.Ten
     if weight_decay == 0.0:
         return torch.zeros((), dtype=params[0].dtype, device=params[0].device)
     return 0.5 * weight_decay * torch.stack([p.pow(2).sum() for p in params]).sum()
+
+
+def _check_chunk(chunk: object) -> None:
+    if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
+        raise checks.GifLiteError(f"chunk must be a positive int (columns per pass), got {chunk!r}")
 
 
 def _as_batches(data: Data | Iterable[Data]) -> list[Data] | Iterable[Data]:
@@ -141,8 +142,7 @@ class Objective:
             ("reuse" if single else "double_backward") if hvp_method == "auto" else hvp_method
         )
         self.hvp_calls = 0  #: number of HVPs evaluated so far (benchmarks and results report it)
-        self._graph: tuple[_StateKey, tuple[torch.Tensor, ...]] | None = None
-        self._dense: tuple[_StateKey, torch.Tensor] | None = None
+        self._state: tuple[_StateKey, dict[Any, Any]] | None = None
 
     # ------------------------------------------------------------------ data
     def _count_and_check(self) -> int:
@@ -238,24 +238,29 @@ class Objective:
         """grad L with its graph kept, rebuilt if the parameters changed since it was built."""
         # Rebuild when the values changed, or when a parameter was written in place at all (its version
         # counter moved): autograd refuses a graph whose saved tensors were modified, even back to the same values.
-        key = self._state_key()
-        if self._graph is None or not _same_state(self._graph[0], key):
-            self._graph = None  # free the old graph before building the new one
+        cache = self.state_cache()
+        if "graph" not in cache:
             with torch.enable_grad():
-                grads = torch.autograd.grad(self._data_loss(), self.params, create_graph=True)
-            self._graph = (key, grads)
-        return self._graph[1]
+                cache["graph"] = torch.autograd.grad(self._data_loss(), self.params, create_graph=True)
+        return cache["graph"]
 
-    def _state_key(self) -> _StateKey:
-        """What the kept graph and the cached Hessian depend on: the parameter values, and the version
-        counters of the parameters and buffers (in-place writes, e.g. BatchNorm statistics)."""
-        versions = tuple(t._version for t in (*self.params, *self.model.buffers()))
-        return self.theta(), versions
+    def state_cache(self) -> dict[Any, Any]:
+        """A dict for results that hold only at the current parameters: emptied (and a new one returned)
+        as soon as a parameter value changes or a parameter or buffer is written in place (version
+        counters; e.g. BatchNorm statistics), and by :meth:`release`.
+
+        It holds the kept gradient graph, the dense Hessian and the factorisations attribution reuses.
+        """
+        key = (self.theta(), tuple(t._version for t in (*self.params, *self.model.buffers())))
+        if self._state is None or self._state[0][1] != key[1] or not torch.equal(self._state[0][0], key[0]):
+            self._state = None  # free the old graph and Hessian before anything new is built
+            self._state = (key, {})
+        return self._state[1]
 
     def release(self) -> None:
-        """Drop the kept gradient graph (``hvp_method="reuse"``) and the cached dense Hessian."""
-        self._graph = None
-        self._dense = None
+        """Drop everything cached for the current parameters: the kept gradient graph
+        (``hvp_method="reuse"``), the dense Hessian and attribution's factorisations."""
+        self._state = None
 
     def _hvp_reuse(self, v: torch.Tensor) -> torch.Tensor:
         grads = self._kept_graph()
@@ -372,13 +377,14 @@ class Objective:
         reuses it until a parameter or buffer changes or :meth:`release` is called.  Returns a copy.
         Refuses models over ``max_dense_params``.
         """
+        self._check_state()
+        _check_chunk(chunk)
         checks.check_dense_block(self.num_params, self.num_params, self.dtype, self.max_dense_params)
-        key = self._state_key()
-        if self._dense is None or not _same_state(self._dense[0], key):
-            self._dense = None  # free the old one first
+        cache = self.state_cache()
+        if "hessian" not in cache:
             h = self._columns(torch.arange(self.num_params, device=self.device), chunk)
-            self._dense = (key, 0.5 * (h + h.T))
-        return self._dense[1].clone()
+            cache["hessian"] = 0.5 * (h + h.T)
+        return cache["hessian"].clone()
 
     def hessian_columns(self, columns: torch.Tensor, chunk: int = HESSIAN_CHUNK) -> torch.Tensor:
         """The dense block ``H[:, columns]`` (num_params x len(columns)), one exact HVP per column.
@@ -388,19 +394,15 @@ class Objective:
         parameters.  Refuses blocks larger than ``max_dense_params ** 2`` entries.
         """
         self._check_state()
-        if self._dense is not None and _same_state(self._dense[0], self._state_key()):
-            idx = checks.check_indices(columns, self.num_params, "columns", unique=False, device=self.device)
-            checks.check_dense_block(self.num_params, int(idx.numel()), self.dtype, self.max_dense_params)
-            return self._dense[1][:, idx]
-        return self._columns(columns, chunk)
+        _check_chunk(chunk)
+        columns = checks.check_indices(columns, self.num_params, "columns", unique=False, device=self.device)
+        checks.check_dense_block(self.num_params, int(columns.numel()), self.dtype, self.max_dense_params)
+        hessian = self.state_cache().get("hessian")
+        return hessian[:, columns] if hessian is not None else self._columns(columns, chunk)
 
     def _columns(self, columns: torch.Tensor, chunk: int) -> torch.Tensor:
-        self._check_state()
-        if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
-            raise checks.GifLiteError(f"chunk must be a positive int (columns per pass), got {chunk!r}")
-        columns = checks.check_indices(columns, self.num_params, "columns", unique=False, device=self.device)
+        """``H[:, columns]`` from batched HVPs, for checked ``columns`` and ``chunk``."""
         k, c = self.num_params, int(columns.numel())
-        checks.check_dense_block(k, c, self.dtype, self.max_dense_params)
         columns = columns.to(self.device)
         h = torch.empty(c, k, dtype=self.dtype, device=self.device)
         with torch.enable_grad():

@@ -302,3 +302,22 @@ def test_bad_input_is_named(convex: gl.Objective, test_points: tuple[torch.Tenso
         gl.self_influence(convex, damping=-1.0)
     with pytest.raises(TypeError, match=r"obj must be a gif_lite\.Objective"):
         gl.self_influence(convex.model)  # type: ignore[arg-type]
+
+
+def test_dense_factorisations_follow_buffer_writes(data: tuple[torch.Tensor, torch.Tensor]) -> None:
+    """The factorisations live in the objective's state cache: an eval-mode BatchNorm whose statistics
+    are rewritten gets new scores, equal to a fresh objective's, and ``clear_cache()`` drops them all."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(5, 4), nn.BatchNorm1d(4), nn.Tanh(), nn.Linear(4, 3)).double().eval()
+    obj = gl.Objective(model, F.cross_entropy, data, weight_decay=1e-2)
+    test = (data[0][:4], data[1][:4])
+    before = gl.removal_effects(obj, test, solver="direct")
+    with torch.no_grad():
+        model[1].running_var.mul_(4.0)
+    after = gl.removal_effects(obj, test, solver="direct")
+    fresh = gl.removal_effects(gl.Objective(model, F.cross_entropy, data, weight_decay=1e-2), test)
+    assert not torch.allclose(before, after) and rel_err(after, fresh) <= TOL
+    start = obj.hvp_calls
+    clear_cache()
+    gl.removal_effects(obj, test, solver="direct")
+    assert obj.hvp_calls - start == obj.num_params  # rebuilt
