@@ -205,12 +205,13 @@ def test_influence_predicts_leave_one_out_retraining_of_logistic_regression() ->
 
 # ------------------------------------------------------------------------------------ batched HVP
 @pytest.mark.parametrize("method", gl.HVP_METHODS)
-def test_hvp_batch_equals_dense_hessian_times_block(nonconvex: gl.Objective, method: str) -> None:
+@pytest.mark.parametrize("rows", [5, 2 * gl.HESSIAN_CHUNK + 3])  # one pass; several, the last one short
+def test_hvp_batch_equals_dense_hessian_times_block(nonconvex: gl.Objective, method: str, rows: int) -> None:
     obj = gl.Objective(nonconvex.model, F.cross_entropy, nonconvex.batches, 0.01, hvp_method=method)  # type: ignore[arg-type]
-    vs = torch.randn(5, obj.num_params, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    vs = torch.randn(rows, obj.num_params, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     calls = obj.hvp_calls
     out = obj.hvp_batch(vs)
-    assert obj.hvp_calls == calls + 5
+    assert obj.hvp_calls == calls + rows
     assert rel_err(out, vs @ oracle_hessian(obj)) <= 1e-12
 
 
