@@ -441,7 +441,9 @@ def run(kind: str, args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n-test", type=int, default=50)
-    parser.add_argument("--tol", type=float, nargs="+", default=[3e-6, 1e-6, 1e-8], help="gif_lite's block CG")
+    parser.add_argument(
+        "--tol", type=float, nargs="+", default=[3e-6, 1e-6, 1e-8], help="gif_lite's block CG"
+    )
     parser.add_argument(
         "--cg-rtol", type=float, nargs="+", default=[1e-3, 1e-4, 1e-6], help="pyDVL's block CG"
     )
