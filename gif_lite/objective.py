@@ -35,8 +35,8 @@ HvpMethod = Literal["auto", "reuse", "double_backward", "forward_over_reverse"]
 DEFAULT_MAX_DENSE_PARAMS = 20_000
 #: Vectors per batched backward pass, in :meth:`Objective.hvp_batch` and :meth:`Objective.hessian`:
 #: measured (``bench/attribution.py``, 2 threads) building the dense Hessian with 8 / 16 / 32 / 64 / 128
-#: columns per pass: digits MLP 2.30 / 2.12 / 2.32 / 2.94 / 4.64 s, float64 CNN 41 / 30 / 38 / 50 / 53 s.
-#: Larger blocks fall out of the caches, and the pass's memory grows with the block.
+#: columns per pass: float64 CNN 41 / 30 / 38 / 50 / 53 s (larger blocks fall out of the caches); digits
+#: MLP 2.42 / 2.06 / 2.05 / 2.05 / 1.83 s, flat within the noise.  The pass's memory grows with the block.
 HESSIAN_CHUNK = 16
 
 #: The parameter values and the version counters of the parameters and buffers.
