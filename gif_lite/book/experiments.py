@@ -33,7 +33,6 @@ from ..objective import Objective
 from ..params import apply_update, check_group, embed, flat_params, keep_mask, set_flat_params
 from ..selection import select
 from ..solvers import ConvergenceWarning, lsqr
-from ..tasks import removal_problem
 from ..train import Recipe, TrainingWarning, evaluate, predict, train_lbfgs, train_minibatch
 from ..types import Data as Split
 from ..types import LossFn
@@ -349,18 +348,14 @@ def removal_setup(
     keep = keep_mask(group, len(y), y.device)
     obj = Objective(model, F.cross_entropy, (x[keep][:n_hessian], y[keep][:n_hessian]), weight_decay)
     full = Objective(model, F.cross_entropy, (x[:n_hessian], y[:n_hessian]), weight_decay)
-    if batch_size is None:
-        g = removal_problem(
-            model, F.cross_entropy, train, group, weight_decay=weight_decay, at_optimum=True
-        ).g
-        part = Objective(model, F.cross_entropy, (x[group], y[group]), weight_decay)
-    else:
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be a positive number of examples, got {batch_size}")
-        chunks = [(x[c], y[c]) for c in group.split(batch_size)]
-        part = Objective(model, F.cross_entropy, chunks, weight_decay)
-        g = (group.numel() / (len(y) - group.numel())) * part.gradient()  # = removal_problem's at_optimum g
-    second = (full, part, group.numel() / len(y))
+    if batch_size is not None and batch_size < 1:
+        raise ValueError(f"batch_size must be a positive number of examples, got {batch_size}")
+    m = group.numel()
+    chunks = [(x[c], y[c]) for c in group.split(batch_size or m)]  # one batch unless batch_size is given
+    part = Objective(model, F.cross_entropy, chunks, weight_decay)
+    # removal_problem(..., at_optimum=True).g, from the group objective the second order uses too
+    g = (m / (len(y) - m)) * part.gradient()
+    second = (full, part, m / len(y))
     return RemovalSetup(model, removed, group, (x[group], y[group]), obj, g, second)
 
 
