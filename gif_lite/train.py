@@ -63,8 +63,10 @@ Trainer = Literal["lbfgs", "minibatch"] | Callable[..., "TrainResult"]
 class Recipe:
     """A mini-batch training recipe for :func:`train_minibatch`: optimiser, step size, schedule, budget.
 
-    ``schedule`` is ``"constant"``, ``"cosine"`` (lr * (1 + cos(pi t / T)) / 2 at step t of T) or ``"step"``
-    (lr * 0.1 ** (epoch // 30), PyTorch's ``StepLR(step_size=30, gamma=0.1)``, the GIF paper's code).
+    ``schedule`` is ``"constant"``, ``"cosine"`` (lr * (1 + cos(pi t / T)) / 2 at step t of T), ``"step"``
+    (lr * 0.1 ** (epoch // 30), PyTorch's ``StepLR(step_size=30, gamma=0.1)``, the GIF paper's code) or
+    ``"multistep"`` (lr * 0.1 after int(epochs/2) epochs and 0.01 after int(3 epochs/4): ``MultiStepLR``
+    with those milestones, the paper's Table 3 notebook).
     ``weight_decay`` is the L2 term of the objective, added to the loss (never given to the optimiser).
     """
 
@@ -74,7 +76,7 @@ class Recipe:
     optimizer: Literal["adam", "sgd"] = "adam"
     momentum: float = 0.9
     weight_decay: float = 0.0
-    schedule: Literal["constant", "cosine", "step"] = "constant"
+    schedule: Literal["constant", "cosine", "step", "multistep"] = "constant"
 
     def but(self, **changes: Any) -> Recipe:
         """A copy with the given fields changed; fields given as None keep this recipe's value."""
@@ -278,9 +280,11 @@ def _optimizer(name: str, params: list[nn.Parameter], lr: float, momentum: float
     raise checks.GifLiteError(f"unknown optimizer {name!r}; valid: 'adam', 'sgd'")
 
 
-def _scheduled_lr(schedule: str, lr: float, step: int, total_steps: int, epoch: int) -> float:
+def _scheduled_lr(schedule: str, lr: float, step: int, total_steps: int, epoch: int, epochs: int) -> float:
     if schedule == "cosine":
         return lr * 0.5 * (1.0 + math.cos(math.pi * step / total_steps))
+    if schedule == "multistep":  # MultiStepLR(milestones=[int(.5 E), int(.75 E)], gamma=0.1)
+        return lr * 0.1 ** sum(epoch >= m for m in (int(0.5 * epochs), int(0.75 * epochs)))
     return lr * 0.1 ** (epoch // 30)  # "step": StepLR(step_size=30, gamma=0.1)
 
 
@@ -296,7 +300,7 @@ def train_minibatch(
     optimizer: Literal["adam", "sgd"] | None = None,
     momentum: float | None = None,
     weight_decay: float | None = None,
-    schedule: Literal["constant", "cosine", "step"] | None = None,
+    schedule: Literal["constant", "cosine", "step", "multistep"] | None = None,
     seed: int = 0,
     tol: float | None = None,
     measure_final: bool = True,
@@ -342,8 +346,10 @@ def _train_minibatch(
     data = inputs, targets = _check_data(data)
     params = trainable_parameters(model)
     opt = _optimizer(optimizer, params, lr, momentum)
-    if schedule not in ("constant", "cosine", "step"):
-        raise checks.GifLiteError(f"unknown schedule {schedule!r}; valid: 'constant', 'cosine', 'step'")
+    if schedule not in ("constant", "cosine", "step", "multistep"):
+        raise checks.GifLiteError(
+            f"unknown schedule {schedule!r}; valid: 'constant', 'cosine', 'step', 'multistep'"
+        )
     generator = torch.Generator().manual_seed(seed)
     device = checks.model_device(model)
     n = len(targets)
@@ -361,7 +367,7 @@ def _train_minibatch(
                 index = order[start : start + batch_size]
                 if schedule != "constant":
                     for group in opt.param_groups:
-                        group["lr"] = _scheduled_lr(schedule, lr, step, total_steps, epoch)
+                        group["lr"] = _scheduled_lr(schedule, lr, step, total_steps, epoch, epochs)
                 step += 1
                 opt.zero_grad(set_to_none=True)
                 xb, yb = inputs[index].to(device), targets[index].to(device)

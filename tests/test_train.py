@@ -122,9 +122,24 @@ def test_recipe_and_keywords_give_the_same_training(digits) -> None:
 def test_step_schedule_is_steplr_30_by_a_tenth() -> None:
     from gif_lite.train import _scheduled_lr
 
-    assert [_scheduled_lr("step", 0.1, 0, 1, e) for e in (0, 29, 30, 65)] == pytest.approx(
+    assert [_scheduled_lr("step", 0.1, 0, 1, e, 200) for e in (0, 29, 30, 65)] == pytest.approx(
         [0.1, 0.1, 0.01, 0.001]
     )
+
+
+def test_multistep_schedule_is_the_papers_table3_multisteplr() -> None:
+    from gif_lite.train import _scheduled_lr
+
+    model = torch.nn.Linear(1, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[int(0.5 * 25), int(0.75 * 25)], gamma=0.1)
+    reference = []
+    for _ in range(25):
+        reference.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    ours = [_scheduled_lr("multistep", 0.1, 0, 1, e, 25) for e in range(25)]
+    assert ours == pytest.approx(reference)
 
 
 def test_weight_decay_is_added_to_the_loss_not_given_to_the_optimizer(digits) -> None:

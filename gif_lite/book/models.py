@@ -1,4 +1,4 @@
-"""Models: small ones that train in seconds on a CPU; the paper's ResNet18 and VGG11 for ``SCALE = "paper"``.
+"""Models: small ones that train in seconds on a CPU; the paper's own networks for ``SCALE = "paper"``.
 
 Used by: quickstart, first_order, gif, hvp_solvers, selection, faithfulness, class_removal,
 selection_study, backdoor, inside.
@@ -7,7 +7,9 @@ All are plain ``nn.Module``s returning logits.  The small ones hold only ``Linea
 parameters (and parameter-free ``ReLU``/``Tanh``/``Flatten``): no BatchNorm or Dropout, whose batch
 dependence or randomness breaks influence's assumption of one deterministic objective.  The paper-scale
 ResNet18 and VGG11 keep the paper's BatchNorm; put them in ``eval()`` mode (running statistics fixed)
-before computing gradients or Hessian-vector products for influence.
+before computing gradients or Hessian-vector products for influence.  :class:`TinyNet` (the paper's
+Table 3) and :class:`FullyConnectedNet` (its Figure 3) are the paper's own networks, layer for layer
+(the protocol ledger, ``book/paper_protocol.md``, cites their definitions).
 """
 
 from __future__ import annotations
@@ -24,9 +26,11 @@ __all__ = [
     "MODELS",
     "VGG11",
     "VGG11_LAYOUT",
+    "FullyConnectedNet",
     "LogisticRegression",
     "ResNet18",
     "TinyCNN",
+    "TinyNet",
     "build_model",
     "resnet18",
     "vgg11",
@@ -74,7 +78,7 @@ class MLP(nn.Module):
 
 
 class TinyCNN(nn.Module):
-    """A small all-convolutional net in the spirit of the GIF paper's TinyNet.
+    """A small all-convolutional net, a narrow cousin of the GIF paper's :class:`TinyNet`.
 
     Stride-2 3x3 convolutions with ReLU halve the image at each stage (28 -> 14 -> 7 -> 4 with the
     default three stages), then one Linear layer maps the flattened features to the logits.  With the
@@ -100,6 +104,61 @@ class TinyCNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x))
+
+
+class TinyNet(nn.Module):
+    """The GIF paper's TinyNet (its Table 3; ``models/tiny.py`` of its code).
+
+    Four 3x3 stride-2 convolutions with 32, 64, 128 and 256 channels, each followed by ReLU, then one
+    Linear layer on the flattened features: 28 -> 14 -> 7 -> 4 -> 2, so 398,090 parameters on
+    1 x 28 x 28 inputs.  It is :class:`TinyCNN` with ``channels=(32, 64, 128, 256)``, built here with
+    the paper's layer order so that flat parameter indices match its code.
+    """
+
+    def __init__(self, in_channels: int = 1, num_classes: int = 10, input_size: int = 28) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        c_in, side = in_channels, input_size
+        for c_out in (32, 64, 128, 256):
+            layers += [nn.Conv2d(c_in, c_out, kernel_size=3, stride=2, padding=1), nn.ReLU()]
+            c_in, side = c_out, (side + 1) // 2
+        self.layers = nn.Sequential(*layers, nn.Flatten(), nn.Linear(256 * side * side, num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)
+
+
+class FullyConnectedNet(nn.Module):
+    """The GIF paper's fully connected net (its Figure 3; ``models/fcn.py`` of its code).
+
+    ``Linear(input_size, hidden)``, then ``num_layers - 2`` blocks of ``Linear(hidden, hidden)`` and
+    ReLU (a Dropout after every third block), then ``Linear(hidden, output_size)``.  Note what this
+    means for the paper's ``FullyConnectedNet(784, 8, 10, 3, 0.1)``: Linear 784-8, Linear 8-8, ReLU,
+    Linear 8-10, with no nonlinearity after the first layer and no Dropout at all (6,442 parameters).
+    Images are flattened first (the paper's data loader flattens them instead).
+    """
+
+    def __init__(
+        self,
+        input_size: int = 784,
+        hidden_size: int = 8,
+        output_size: int = 10,
+        num_layers: int = 3,
+        dropout: float = 0.1,
+    ) -> None:
+        super().__init__()
+        if num_layers < 2:
+            raise ValueError(f"num_layers counts the input and output layers: at least 2, got {num_layers}")
+        layers: list[nn.Module] = [nn.Flatten(), nn.Linear(input_size, hidden_size)]
+        for block in range(1, num_layers - 1):
+            layers += [nn.Linear(hidden_size, hidden_size), nn.ReLU()]
+            if block % 3 == 0:
+                layers.append(nn.Dropout(dropout))
+        layers.append(nn.Linear(hidden_size, output_size))
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -203,10 +262,12 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     "logistic": LogisticRegression,
     "mlp": MLP,
     "tinycnn": TinyCNN,
+    "tinynet": TinyNet,
+    "fcn": FullyConnectedNet,
     "resnet18": resnet18,
     "vgg11": vgg11,
 }
-_ALIASES = {"logisticregression": "logistic", "tinynet": "tinycnn"}
+_ALIASES = {"logisticregression": "logistic", "fullyconnectednet": "fcn"}
 
 
 def build_model(name: str, *, seed: int | None = None, **kwargs: object) -> nn.Module:

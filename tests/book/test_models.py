@@ -65,10 +65,12 @@ def test_paper_models_accept_mnist_and_cifar_shapes(factory, in_channels: int, s
 
 
 def test_build_model_registry_aliases_and_errors() -> None:
-    assert set(MODELS) == {"logistic", "mlp", "tinycnn", "resnet18", "vgg11"}
+    assert set(MODELS) == {"logistic", "mlp", "tinycnn", "tinynet", "fcn", "resnet18", "vgg11"}
     assert isinstance(build_model("Tiny-CNN"), TinyCNN)
     assert isinstance(build_model("logistic_regression", in_features=4, num_classes=3), LogisticRegression)
-    with pytest.raises(ValueError, match="valid names: logistic, mlp, tinycnn, resnet18, vgg11"):
+    with pytest.raises(
+        ValueError, match="valid names: logistic, mlp, tinycnn, tinynet, fcn, resnet18, vgg11"
+    ):
         build_model("alexnet")
 
 
@@ -84,3 +86,30 @@ def test_seeded_construction_and_reset_are_reproducible_and_leave_global_rng_alo
     reset_parameters(c, seed=7)
     assert torch.equal(flat_params(a), flat_params(c))
     assert torch.equal(torch.get_rng_state(), state)
+
+
+def test_tinynet_is_the_papers_table3_network() -> None:
+    from gif_lite.book.models import TinyNet
+
+    model = build_model("TinyNet", seed=0)
+    assert isinstance(model, TinyNet) and count_parameters(model) == 398_090
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    assert [c.out_channels for c in convs] == [32, 64, 128, 256]
+    assert all(c.stride == (2, 2) and c.kernel_size == (3, 3) and c.padding == (1, 1) for c in convs)
+    linear = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    assert [(lin.in_features, lin.out_features) for lin in linear] == [(2 * 2 * 256, 10)]
+    assert model(torch.zeros(3, 1, 28, 28)).shape == (3, 10)
+
+
+def test_fully_connected_net_is_the_papers_figure3_network() -> None:
+    from gif_lite.book.models import FullyConnectedNet
+
+    model = build_model("FullyConnectedNet", input_size=784, hidden_size=8, output_size=10)
+    assert isinstance(model, FullyConnectedNet) and count_parameters(model) == 6_442
+    kinds = [type(m) for m in model.layers]
+    # no nonlinearity after the first layer, and no Dropout with three layers
+    assert kinds == [nn.Flatten, nn.Linear, nn.Linear, nn.ReLU, nn.Linear]
+    deeper = FullyConnectedNet(784, 8, 10, num_layers=5, dropout=0.1)
+    assert sum(isinstance(m, nn.Dropout) for m in deeper.layers) == 1  # after every third block
+    with pytest.raises(ValueError, match="num_layers"):
+        FullyConnectedNet(num_layers=1)
