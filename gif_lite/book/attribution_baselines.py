@@ -11,14 +11,17 @@ example ``i`` helped test example ``j`` more (removing it would raise ``j``'s lo
 * :func:`representer_values`: representer points (Yeh et al. 2018) of an L2-regularised linear
   classifier: at its optimum ``W = -(1 / (wd n)) sum_i (p_i - y_i) [x_i; 1]^T``, so test logits split
   exactly into one term per training example.
+* :func:`newton_polish`: Newton steps (conjugate gradients on HVPs) that take a convex model from
+  where L-BFGS left it to a gradient norm every CPU kernel family reaches in float64.
 * :func:`leave_one_out`: the actual change of the mean test loss after retraining without each example.
-* :func:`lds`: the linear datamodeling score (Park et al. 2023) of a score matrix, from models
-  trained on random subsets.
+* :func:`lds` and :func:`lds_rows`: the linear datamodeling score (Park et al. 2023) of a score matrix,
+  from models trained on random subsets (its mean over test examples, and its value per test example).
 """
 
 from __future__ import annotations
 
 import copy
+import warnings
 from collections.abc import Callable, Sequence
 
 import torch
@@ -26,14 +29,17 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..attribution import example_gradients
+from ..influence import influence
 from ..objective import Data, LossFn, Objective
 from ..params import flat_params, set_flat_params
-from ..train import train_lbfgs
+from ..train import TrainingWarning, train_lbfgs
 
 __all__ = [
     "gradient_similarity",
     "lds",
+    "lds_rows",
     "leave_one_out",
+    "newton_polish",
     "representer_values",
     "spearman_rows",
     "subset_losses",
@@ -110,6 +116,42 @@ def representer_values(linear: nn.Linear, train: Data, test: Data, weight_decay:
     return alpha.T[yt] * kernel
 
 
+def newton_polish(
+    model: nn.Module,
+    loss_fn: LossFn,
+    data: Data,
+    *,
+    weight_decay: float,
+    tol: float = 1e-10,
+    max_steps: int = 20,
+) -> float:
+    """Newton steps ``theta <- theta - H^-1 grad L`` on ``model`` in place until ``||grad L|| < tol``;
+    returns the final gradient norm.
+
+    Each step is solved by conjugate gradients on Hessian-vector products to a relative residual of
+    1e-12, so it needs no dense Hessian.  Meant for a convex objective (positive definite ``H``) that
+    L-BFGS has already brought near its optimum, where Newton converges quadratically: a few steps reach
+    a gradient norm near float64 rounding whatever the CPU's kernels, where L-BFGS's last digits vary
+    with them.  Warns with :class:`~gif_lite.train.TrainingWarning` if ``tol`` is not reached.
+    """
+    norm = float("inf")
+    for _ in range(max_steps):
+        obj = Objective(model, loss_fn, data, weight_decay)
+        grad = obj.gradient()
+        previous, norm = norm, float(grad.norm())
+        if norm < tol or norm >= previous:  # converged, or rounding has taken over
+            break
+        step = influence(obj, -grad, solver="cg", tol=1e-12, max_iter=10 * obj.num_params).delta
+        set_flat_params(model, flat_params(model) + step)
+    else:
+        norm = float(Objective(model, loss_fn, data, weight_decay).gradient().norm())
+    if norm >= tol:
+        warnings.warn(
+            f"Newton stopped at ||grad|| = {norm:.3g} > tol = {tol:g}", TrainingWarning, stacklevel=2
+        )
+    return norm
+
+
 def leave_one_out(
     model: nn.Module,
     loss_fn: LossFn,
@@ -120,9 +162,11 @@ def leave_one_out(
     weight_decay: float,
     tol: float = 1e-8,
     max_iter: int = 500,
+    newton_tol: float | None = None,
 ) -> torch.Tensor:
     """Actual change of the mean test loss when each example in ``indices`` is removed and the model
-    retrained by L-BFGS from the trained weights (warm start) to ``||grad|| < tol``."""
+    retrained by L-BFGS from the trained weights (warm start) to ``||grad|| < tol``, then, if
+    ``newton_tol`` is given (convex models), by :func:`newton_polish` to ``||grad|| < newton_tol``."""
     x, y = train
 
     def test_loss(m: nn.Module) -> float:
@@ -144,6 +188,8 @@ def leave_one_out(
             max_iter=max_iter,
             progress=False,
         )
+        if newton_tol is not None:
+            newton_polish(new, loss_fn, (x[keep], y[keep]), weight_decay=weight_decay, tol=newton_tol)
         out.append(test_loss(new) - base)
     return torch.tensor(out, dtype=torch.float64)
 
@@ -187,12 +233,17 @@ def spearman_rows(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (ra * rb).sum(1) / (ra.norm(dim=1) * rb.norm(dim=1))
 
 
-def lds(scores: torch.Tensor, masks: torch.Tensor, losses: torch.Tensor) -> float:
-    """Linear datamodeling score: mean over test points of the Spearman correlation, across subsets, of the
-    predicted test loss (the removal effects of the examples left out, summed) with the actual one.
+def lds_rows(scores: torch.Tensor, masks: torch.Tensor, losses: torch.Tensor) -> torch.Tensor:
+    """``[n_test]``: for each test point, the Spearman correlation, across subsets, of the predicted test
+    loss (the removal effects of the examples left out, summed) with the actual one.
 
     ``scores`` ``[n_test, n_train]`` removal effects, ``masks`` ``[M, n_train]`` (True = trained on),
     ``losses`` ``[M, n_test]`` actual test losses of the models trained on those subsets.
     """
     predicted = scores @ (~masks).T.to(scores.dtype)  # n_test x M
-    return float(spearman_rows(predicted, losses.T.to(predicted.dtype)).mean())
+    return spearman_rows(predicted, losses.T.to(predicted.dtype))
+
+
+def lds(scores: torch.Tensor, masks: torch.Tensor, losses: torch.Tensor) -> float:
+    """Linear datamodeling score: the mean over test points of :func:`lds_rows`."""
+    return float(lds_rows(scores, masks, losses).mean())
