@@ -522,3 +522,154 @@ def paper_step_search(
     finally:
         set_flat_params(model, theta)
     return best_norm, best, path
+
+
+# --------------------------------------------------------------------------------------------------
+# the selection study: a grid of rules and ratios, and GIF's candidate directions from the block H[:,P]
+
+from ..solvers import landweber as _landweber  # noqa: E402  (appended section)
+
+__all__ += ["gif_directions_block", "selection_grid"]
+
+
+def gif_directions_block(
+    obj: Objective,
+    g: torch.Tensor,
+    subset: torch.Tensor,
+    *,
+    landweber_iters: int = 30,
+    normalizer_step: float = 3.0,
+    lsqr_iters: Sequence[int] = (1, 2, 3, 5, 10),
+    gammas: Sequence[float] = (),
+    tol: float | None = None,
+    max_iter: int | None = None,
+    max_restarts: int = 100_000,
+) -> list[Direction]:
+    """:func:`gif_directions` computed from the dense block ``H[:,P]``: the same candidates, same solvers.
+
+    ``H[:,P]`` costs ``|P|`` Hessian columns (``obj.hessian_columns``, batched); every product the
+    solvers then ask for, ``H[:,P] x`` and ``H[:,P]^T y = (H y)[P]`` (``H`` is symmetric), is a product
+    with that block, so the paper's hundreds of Landweber steps and a converged LSQR cost no further
+    HVPs.  ``Direction.hvps`` counts the products with the block: the HVPs the matrix-free
+    :func:`gif_directions` spends on the same direction, which it equals up to rounding.  For models
+    whose block fits in memory (``hessian_columns`` refuses larger ones).
+    """
+    g = g.detach().to(obj.device, obj.dtype)
+    p = subset.to(obj.device)
+    block = obj.hessian_columns(p)
+    count = 0
+
+    def matvec(x: torch.Tensor) -> torch.Tensor:
+        nonlocal count
+        count += 1
+        return block @ x
+
+    def rmatvec(y: torch.Tensor) -> torch.Tensor:
+        nonlocal count
+        count += 1
+        return block.T @ y
+
+    def misfit(x: torch.Tensor) -> float:
+        return float((matvec(x) - g).norm() / g.norm())
+
+    def solved(name: str, family: str, knob: float, solve: Callable[[], Any]) -> Direction:
+        start = count
+        sol = _quiet(solve)
+        return Direction(name, family, knob, sol.x, sol.misfit, count - start)
+
+    first = rmatvec(g)
+    out = [Direction("H[P,:] g", "series", 0.0, first, misfit(first), 2)]
+    out.append(
+        solved(
+            f"paper ({landweber_iters} steps)", "landweber", landweber_iters,
+            lambda: _landweber(
+                matvec, rmatvec, g, tol=1e-9, max_iter=landweber_iters, step_tol=1e-9,
+                normalizer_step=normalizer_step, max_restarts=max_restarts,
+            ),
+        )
+    )  # fmt: skip
+    for k in lsqr_iters:
+        solve = lambda k=int(k): lsqr(matvec, rmatvec, g, tol=1e-12, max_iter=k)  # noqa: E731
+        out.append(solved(f"LSQR {k}", "lsqr", float(k), solve))
+    tol = tol if tol is not None else (1e-10 if g.dtype == torch.float64 else 1e-5)  # GIF's default
+    converged = lambda: lsqr(matvec, rmatvec, g, tol=tol, max_iter=max_iter)  # noqa: E731
+    out.append(solved("LSQR converged", "lsqr", math.inf, converged))
+    n, zeros = block.shape[0], torch.zeros(p.numel(), dtype=g.dtype, device=g.device)
+    for gamma in (float(x) for x in gammas):
+        if not gamma >= 0.0:
+            raise ValueError(f"gamma must be >= 0, got {gamma}")
+
+        def mv(x: torch.Tensor, gamma: float = gamma) -> torch.Tensor:
+            return torch.cat([matvec(x), gamma * x])
+
+        def rmv(y: torch.Tensor, gamma: float = gamma) -> torch.Tensor:
+            return rmatvec(y[:n]) + gamma * y[n:]
+
+        b = torch.cat([g, zeros])
+        d = solved(
+            f"Tikhonov {gamma:g}", "tikhonov", gamma,
+            lambda mv=mv, rmv=rmv, b=b: lsqr(mv, rmv, b, tol=1e-6, max_iter=4 * p.numel()),
+        )  # fmt: skip
+        d.misfit = misfit(d.delta)  # of H[:,P] x against g, as tikhonov_gif reports it
+        d.hvps += 1
+        out.append(d)
+    return out
+
+
+def selection_grid(
+    setup: RemovalSetup,
+    val: Split,
+    test: Split,
+    *,
+    selections: Sequence[str],
+    ratios: Sequence[float] = (0.02, 0.05, 0.1),
+    steps: Sequence[float] = (0.5, 1.0, 2.0, 4.0, 8.0),
+    max_iter: int = 8,
+) -> list[dict[str, Any]]:
+    """GIF on the subset each selection rule picks at each ratio, its step picked on ``val``.
+
+    For every rule in ``selections`` and every ratio, ``P`` is :func:`gif_lite.select` driven by the
+    removed examples (``setup.examples``) and ``delta`` is GIF on ``P`` by LSQR stopped after
+    ``max_iter`` iterations.  A ratio of 1 frees every parameter, the same ``P`` for every rule: it is
+    solved once and its row repeated for each rule.  One row per (ratio, rule): ``selection``,
+    ``ratio``, ``params`` (``|P|``), ``hvps``, ``residual`` (the misfit ``||H[:,P] delta - g|| /
+    ||g||``), ``step`` (the norm of the renormalised update with the best F1 on ``val`` among
+    ``steps``, as :func:`best_step`), ``val_f1_at_step``, the test scores at that step
+    (``acc_removed``, ``acc_rest``, ``f1``, as :func:`removal_scores`) and ``labels``, the updated
+    model's predicted classes on ``test``, to compare with retrained models without another pass.
+    """
+    model, obj, g, removed = setup.model, setup.obj, setup.g, setup.removed
+    x_u, y_u = setup.examples
+    work = copy.deepcopy(model)  # the step search writes on `work`; obj's graphs stay on `model`
+    inputs, targets = test
+    mask = torch.isin(targets, torch.as_tensor(removed, device=targets.device))
+
+    def val_f1(m: nn.Module) -> float:
+        return removal_scores(m, val, removed)["f1"]
+
+    def solve(p: torch.Tensor) -> dict[str, Any]:
+        with warnings.catch_warnings():  # the iteration cap is deliberate; the misfit is reported
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            r = generalized_influence(obj, g, p, max_iter=max_iter)
+        step, score, _ = best_step(work, r.delta, p, steps, val_f1)
+        labels = predict(apply_copy(work, scaled_update(r.delta, step), p), inputs).argmax(dim=1)
+        correct = (labels == targets.to(labels.device)).double()
+        a, b = float(correct[mask].mean()), float(correct[~mask].mean())
+        return {
+            "params": int(p.numel()), "hvps": r.hvps, "residual": r.misfit, "step": step,
+            "val_f1_at_step": score, "acc_removed": a, "acc_rest": b, "f1": removal_f1(a, b),
+            "labels": labels,
+        }  # fmt: skip
+
+    rows: list[dict[str, Any]] = []
+    everything: dict[str, Any] | None = None
+    for ratio in ratios:
+        for rule in selections:
+            if ratio >= 1.0:
+                if everything is None:
+                    everything = solve(torch.arange(obj.num_params, device=obj.device))
+                found = everything
+            else:
+                found = solve(select(model, rule, ratio, x_u, y_u, loss_fn=setup.loss_fn).subset)
+            rows.append({"selection": rule, "ratio": float(ratio), **found})
+    return rows

@@ -250,3 +250,58 @@ def test_gif_directions_caps_the_converged_solve() -> None:
     )
     assert torch.allclose(capped[-1].delta, full[2].delta)  # capped at 2 iterations = LSQR 2
     assert capped[-1].misfit > full[-1].misfit
+
+
+# ------------------------------------------------------------------------------------------ appended: selection_study's helpers
+def test_gif_directions_block_equals_the_matrix_free_directions() -> None:
+    _, setup, p = _trained_setup()
+    kw = {"landweber_iters": 40, "normalizer_step": 3.0, "lsqr_iters": (1, 3), "gammas": (0.0, 0.1)}
+    free = ex.gif_directions(setup.obj, setup.g, p, tol=1e-10, **kw)
+    block = ex.gif_directions_block(setup.obj, setup.g, p, tol=1e-10, **kw)
+    assert [d.name for d in block] == [d.name for d in free]
+    for a, b in zip(free, block, strict=True):
+        assert torch.allclose(b.delta, a.delta, rtol=1e-9, atol=1e-12), a.name
+        assert b.misfit == pytest.approx(a.misfit, rel=1e-9, abs=1e-12) and b.hvps == a.hvps
+    dense = setup.obj.hessian()[:, p]  # the converged LSQR is the least-squares solution
+    assert torch.allclose(block[-3].delta, torch.linalg.lstsq(dense, setup.g).solution, rtol=1e-6)
+    with pytest.raises(ValueError, match="gamma"):
+        ex.gif_directions_block(setup.obj, setup.g, p, gammas=(-1.0,))
+
+
+def test_selection_grid_matches_compare_methods() -> None:
+    x, y = _data()
+    _, setup, _ = _trained_setup()
+    steps = (0.5, 1.0, 2.0)
+    rows = ex.selection_grid(
+        setup,
+        (x, y),
+        (x, y),
+        selections=("highest_gradients", "random"),
+        ratios=(0.2, 1.0),
+        steps=steps,
+        max_iter=50,
+    )
+    assert [(r["selection"], r["ratio"]) for r in rows] == [
+        ("highest_gradients", 0.2),
+        ("random", 0.2),
+        ("highest_gradients", 1.0),
+        ("random", 1.0),
+    ]
+    for r in rows[:2]:
+        (ref,) = ex.compare_methods(
+            setup,
+            (x, y),
+            (x, y),
+            methods=("GIF",),
+            ratios=(0.2,),
+            selection=r["selection"],
+            steps=steps,
+            max_iter=50,
+        )
+        assert r["params"] == ref["params"] and r["step"] == ref["step"]
+        assert r["residual"] == pytest.approx(ref["residual"], rel=1e-6)
+        assert r["f1"] == pytest.approx(ref["val_f1"]) and r["acc_removed"] == pytest.approx(
+            ref["val_acc_removed"]
+        )
+    assert rows[2]["params"] == setup.obj.num_params and rows[2]["labels"] is rows[3]["labels"]  # solved once
+    assert rows[0]["labels"].shape == y.shape
