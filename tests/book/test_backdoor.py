@@ -1,4 +1,4 @@
-"""Backdoor poisoning helpers: trigger, poisoning, attack success rate, relabelling second order."""
+"""Backdoor poisoning helpers: trigger, poisoning, attack success rate, scores, relabelling second order."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from gif_lite.book.backdoor import (
     paper_scores,
     paper_step_search,
     poison,
+    relabel_scores,
     trigger_pattern,
 )
 
@@ -194,3 +195,21 @@ def test_paper_gif_is_the_matrix_free_landweber() -> None:
     dense = paper_gif(obj.hessian_columns(subset), g, max_iter=60, normalizer_step=0.5)
     assert dense.iterations == free.iterations
     assert torch.allclose(dense.x, free.delta, rtol=1e-9, atol=1e-12)
+
+
+def test_relabel_scores_in_one_pass() -> None:
+    x, _ = _images()
+    y = torch.arange(40) % 3
+    model = _CornerDetector().train()
+    s = relabel_scores(model, (x, y), target=2)
+    assert model.training  # mode restored
+    assert s["ASR"] == attack_success_rate(model, (x, y), target=2) == 1.0
+    assert s["clean"] == float((y == 0).double().mean())  # the detector says 0 on clean images
+    assert s["score"] == pytest.approx(s["clean"] - s["ASR"]) and "relabel" not in s
+    poisoned = (add_trigger(x[:6]), y[:6])
+    s2 = relabel_scores(model, (x, y), target=2, poisoned=poisoned)
+    assert s2["relabel"] == float((y[:6] == 2).double().mean())  # triggered: all sent to 2
+    assert {k: s2[k] for k in s} == s
+    assert relabel_scores(model, (x, y), target=2, value=0.5)["ASR"] == 0.0
+    with pytest.raises(ValueError):
+        relabel_scores(model, (x, torch.full((40,), 2)), target=2)
