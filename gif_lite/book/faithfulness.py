@@ -17,9 +17,14 @@ ratio ``|P| / k``, and records
 An estimator is a callable ``(problem, subset) -> delta`` returning a full-length update (zeros outside
 ``subset``; ``subset`` is None for IF).  :func:`matrix_free_estimators` wraps gif_lite's estimators;
 :func:`dense_estimators` does the same linear algebra with one dense Hessian shared by all groups, which is
-far faster for small models.  :func:`correlation_table` summarises rows per estimator and ratio with Pearson
-and Spearman correlations, the share of groups where the predicted sign is right, and the least-squares
-slope of predicted on actual.
+far faster for small models; :func:`dense_curvature` lets gif_lite's own (matrix-free, possibly capped)
+solvers run on a dense matrix formed once.  :func:`correlation_table` summarises rows per estimator and
+ratio with Pearson and Spearman correlations, the share of groups where the predicted sign is right, the
+least-squares slope of predicted on actual, and the mean error in units of the mean actual change.
+
+The ground truth has a noise floor: :func:`actual_changes` with a second ``retrain`` (e.g. warm-started from
+:func:`perturbed`, a copy of the model moved by a tiny random step) measures how far two equally valid
+retrainings disagree.  :func:`chapter_config` holds the chapter's settings at each scale.
 """
 
 from __future__ import annotations
@@ -28,13 +33,14 @@ import copy
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
 from scipy import stats
 from torch import nn
 
+from ..curvature import CurvatureOperator
 from ..influence import ESTIMATORS as _REGISTRY
 from ..influence import Estimators
 from ..objective import Objective
@@ -45,17 +51,24 @@ from ..types import Data, LossFn
 
 __all__ = [
     "ESTIMATORS",
+    "ChapterConfig",
+    "DenseCurvature",
     "EffectRow",
     "EffectSetup",
     "Estimator",
     "Group",
+    "actual_changes",
+    "chapter_config",
+    "closer_share",
     "correlation_table",
+    "dense_curvature",
     "dense_estimators",
     "estimate_group_effects",
     "make_groups",
     "matrix_free_estimators",
     "pearson",
     "percentile_interval",
+    "perturbed",
     "retained_hessians",
     "slope_samples",
     "spearman",
@@ -138,23 +151,24 @@ def make_groups(
 
 # ------------------------------------------------------------------------------------------ estimators
 def retained_hessians(
-    model: nn.Module, loss_fn: LossFn, data: Data, weight_decay: float = 0.0
+    model: nn.Module, loss_fn: LossFn, data: Data, weight_decay: float = 0.0, chunk: int = 128
 ) -> Callable[[InfluenceProblem], torch.Tensor]:
     """A function giving each removal problem the dense Hessian of its retained objective, cheaply.
 
     The mean data-loss Hessian ``H_D`` on all ``n`` examples is formed once; for a group ``U`` of ``m``
     the retained Hessian is ``(n H_D - m H_U) / (n - m) + weight_decay I`` with ``H_U`` the Hessian of the
-    group's mean loss, which costs a dense Hessian on ``m`` examples only.  Small models only.
+    group's mean loss, which costs a dense Hessian on ``m`` examples only.  Small models only.  ``chunk``
+    Hessian columns per backward pass: on a few dozen examples, large blocks are the cheaper ones.
     """
     inputs, targets = data
     n = int(inputs.shape[0])
-    h_data = Objective(model, loss_fn, data).hessian()
+    h_data = Objective(model, loss_fn, data).hessian(chunk=chunk)
     eye = torch.eye(h_data.shape[0], dtype=h_data.dtype, device=h_data.device)
 
     def hessian_of(problem: InfluenceProblem) -> torch.Tensor:
         idx = problem.group
         m = int(idx.numel())
-        h_u = Objective(model, loss_fn, (inputs[idx], targets[idx])).hessian()
+        h_u = Objective(model, loss_fn, (inputs[idx], targets[idx])).hessian(chunk=chunk)
         return (n * h_data - m * h_u) / (n - m) + weight_decay * eye
 
     return hessian_of
@@ -224,12 +238,39 @@ def dense_estimators(
     return {"IF": est_if, "FIF": est_fif, "PIF": est_pif, "GIF": est_gif}
 
 
+class DenseCurvature(CurvatureOperator):
+    """A dense symmetric matrix as a curvature operator: gif_lite's solvers, their iterations and caps
+    unchanged, with each Hessian-vector product a matrix product.  ``objective`` is the objective it stands
+    for (kept for reference)."""
+
+    def __init__(self, h: torch.Tensor, objective: Objective | None = None) -> None:
+        if h.dim() != 2 or h.shape[0] != h.shape[1]:
+            raise ValueError(f"h must be a square matrix, got shape {tuple(h.shape)}")
+        self.h = (0.5 * (h + h.T)).detach()
+        self.num_params = int(h.shape[0])
+        self.dtype, self.device = h.dtype, h.device
+        self.objective = objective
+        self.hvp_calls = 0
+
+    def _apply(self, vs: torch.Tensor) -> torch.Tensor:
+        return vs @ self.h
+
+
+def dense_curvature(objective: Objective, chunk: int = 128) -> DenseCurvature:
+    """``objective``'s Hessian formed once (``objective.hessian``, small models only) as a
+    :class:`DenseCurvature`: a fixed Hessian shared by many solves costs one Hessian, not one set of HVPs
+    per solve.  The solvers see the same matrix up to rounding."""
+    return DenseCurvature(objective.hessian(chunk=chunk), objective)
+
+
 def matrix_free_estimators(
-    objective: Objective | None = None,
+    objective: Objective | CurvatureOperator | None = None,
     influence_kwargs: Mapping[str, Any] | None = None,
     gif_kwargs: Mapping[str, Any] | None = None,
 ) -> dict[str, Estimator]:
     """gif_lite's IF, FIF, PIF and GIF, on ``objective`` (or, when None, each problem's retained objective).
+
+    ``objective`` may be any curvature operator gif_lite's estimators accept (e.g. :func:`dense_curvature`).
 
     ``influence_kwargs`` go to :func:`~gif_lite.influence`, :func:`~gif_lite.frozen_influence` and
     :func:`~gif_lite.projected_influence` (e.g. ``solver``, ``max_iter``, ``damping``); ``gif_kwargs`` to
@@ -240,7 +281,8 @@ def matrix_free_estimators(
 
     def estimator(name: str) -> Estimator:
         def estimate(problem: InfluenceProblem, subset: torch.Tensor | None) -> torch.Tensor:
-            obj = objective if objective is not None else problem.objective
+            # any curvature operator stands in for the Objective (the estimators' documented contract)
+            obj = cast(Objective, objective if objective is not None else problem.objective)
             return estimators(name, obj, problem.g, subset).full(obj.num_params)
 
         return estimate
@@ -294,6 +336,32 @@ class EffectSetup:
     control: nn.Module | None = None
 
 
+def actual_changes(setup: EffectSetup, groups: Sequence[Group]) -> list[float]:
+    """The actual change of the test loss for each group: ``L_test(setup.retrain(U))`` minus that of
+    ``setup.control`` (or of ``setup.model`` when there is no control).
+
+    With a second ``retrain`` (and control) in a copy of the setup, e.g. warm-started from
+    :func:`perturbed`, the two lists' difference is the ground truth's own noise.
+    """
+    test = setup.test
+    reference = setup.model if setup.control is None else setup.control
+    base = _loss(reference, setup.loss_fn, test)
+    return [_loss(setup.retrain(g.indices), setup.loss_fn, test) - base for g in groups]
+
+
+def perturbed(model: nn.Module, scale: float, seed: int = 0) -> nn.Module:
+    """A copy of ``model`` at ``theta + eps``: ``eps`` a Gaussian direction drawn with ``seed``, scaled to
+    ``||eps|| = scale * ||theta||``.  ``model`` is left untouched."""
+    if not (scale >= 0 and math.isfinite(scale)):
+        raise ValueError(f"scale must be a finite number >= 0, got {scale}")
+    theta = flat_params(model)
+    gen = torch.Generator().manual_seed(seed)
+    eps = torch.randn(theta.shape, generator=gen, dtype=torch.float64).to(theta)
+    moved = copy.deepcopy(model)
+    set_flat_params(moved, theta + eps * (scale * theta.norm() / eps.norm()))
+    return moved
+
+
 def estimate_group_effects(
     setup: EffectSetup,
     groups: Sequence[Group],
@@ -306,8 +374,8 @@ def estimate_group_effects(
 
     ``estimators`` maps names to estimators (:func:`dense_estimators`, :func:`matrix_free_estimators`);
     "IF" runs once per group with ratio 1.0, the others once per ratio on
-    ``P = select(model, selection, ratio, x_U, y_U, loss_fn).subset``.  With ``setup.control`` the actual
-    change is ``L_test(retrained) - L_test(control)``, else ``L_test(retrained) - L_test(model)``.
+    ``P = select(model, selection, ratio, x_U, y_U, loss_fn).subset`` (one selection per group and ratio,
+    shared by the estimators).  The actual change is :func:`actual_changes`'.
     ``misfit=True`` also records ``rho(P) = ||H delta - g|| / ||g||`` with ``H`` the Hessian of the
     retained objective (one HVP on it per row).  ``setup.model`` is left untouched.
     """
@@ -315,7 +383,6 @@ def estimate_group_effects(
     ratios = tuple(float(r) for r in ratios)
     theta = flat_params(model)
     base = _loss(model, loss_fn, test)
-    reference = base if setup.control is None else _loss(setup.control, loss_fn, test)
     test_grad = Objective(model, loss_fn, test).gradient().to(theta)
     x_train, y_train = train
     rows: list[EffectRow] = []
@@ -324,13 +391,12 @@ def estimate_group_effects(
         problem = removal_problem(
             model, loss_fn, train, idx, weight_decay=setup.weight_decay, at_optimum=setup.at_optimum
         )
-        actual = _loss(setup.retrain(idx), loss_fn, test) - reference
+        (actual,) = actual_changes(setup, [group])
+        subsets = {r: select(model, setup.selection, r, x_train[idx], y_train[idx], loss_fn).subset
+                   for r in ratios} if any(name != "IF" for name in estimators) else {}  # fmt: skip
         for name, estimator in estimators.items():
             for ratio in (1.0,) if name == "IF" else ratios:
-                subset = None
-                if name != "IF":
-                    x_u, y_u = x_train[idx], y_train[idx]
-                    subset = select(model, setup.selection, ratio, x_u, y_u, loss_fn).subset
+                subset = None if name == "IF" else subsets[ratio]
                 delta = estimator(problem, subset).to(theta)
                 rho = math.nan
                 if misfit:
@@ -381,9 +447,10 @@ def correlation_table(
     """One record per estimator and ratio (and group kind with ``by_kind``), in order of first appearance.
 
     Fields: ``estimator``, ``ratio``, (``kind``), ``groups``, ``pearson``, ``spearman``, ``sign`` (share of
-    groups whose predicted change has the sign of the actual one) and ``slope`` (least-squares slope of
+    groups whose predicted change has the sign of the actual one), ``slope`` (least-squares slope of
     predicted on actual through the origin: 1 when the sizes are right, below 1 when the estimator
-    undershoots).  ``use`` picks the prediction: "predicted" (test loss at ``theta + delta``) or "linear".
+    undershoots) and ``error`` (mean ``|predicted - actual|`` over mean ``|actual|``: 0 is exact, 1 is no
+    better than predicting no change).  ``use`` picks the prediction: "predicted" (test loss at ``theta + delta``) or "linear".
     """
     if use not in ("predicted", "linear"):
         raise ValueError(f"use must be 'predicted' or 'linear', got {use!r}")
@@ -404,9 +471,37 @@ def correlation_table(
             spearman=spearman(pred.tolist(), act.tolist()) if len(pairs) > 1 else math.nan,
             sign=float((torch.sign(pred) == torch.sign(act)).double().mean()),
             slope=float(pred @ act / (act @ act)) if float(act @ act) > 0 else math.nan,
+            error=_relative_error(pred, act),
         )
         table.append(record)
     return table
+
+
+def _relative_error(pred: torch.Tensor, act: torch.Tensor) -> float:
+    scale = float(act.abs().mean())
+    return float((pred - act).abs().mean()) / scale if scale > 0 else math.nan
+
+
+def closer_share(
+    rows: Iterable[EffectRow], estimator: str, other: str, use: str = "linear"
+) -> dict[float, float]:
+    """Per ratio, the share of groups whose ``use`` prediction by ``estimator`` is strictly closer to the
+    actual change than ``other``'s (both at that ratio)."""
+    if use not in ("predicted", "linear"):
+        raise ValueError(f"use must be 'predicted' or 'linear', got {use!r}")
+    err: dict[tuple[str, float, int], float] = {}
+    for r in rows:
+        if r.estimator in (estimator, other):
+            err[r.estimator, r.ratio, r.group] = abs(getattr(r, use) - r.actual)
+    out: dict[float, float] = {}
+    for ratio in sorted({key[1] for key in err}):
+        groups = sorted(g for e, q, g in err if e == estimator and q == ratio)
+        others = sorted(g for e, q, g in err if e == other and q == ratio)
+        if not groups or groups != others:
+            raise ValueError(f"{estimator} and {other} must cover the same groups at ratio {ratio}")
+        wins = [err[estimator, ratio, g] < err[other, ratio, g] for g in groups]
+        out[ratio] = sum(wins) / len(wins)
+    return out
 
 
 def slope_samples(
@@ -453,3 +548,66 @@ def percentile_interval(samples: torch.Tensor, level: float = 0.9) -> tuple[floa
     q = torch.tensor([(1 - level) / 2, (1 + level) / 2], dtype=torch.float64)
     low, high = torch.quantile(s, q).tolist()
     return (low, high)
+
+
+# ------------------------------------------------------------------------------------------ settings
+@dataclass(frozen=True)
+class ChapterConfig:
+    """The faithfulness chapter's settings at one scale (see :func:`chapter_config`).
+
+    The MLP on scikit-learn's digits (float64, dense estimators) and the TinyCNN on Fashion-MNIST (float32,
+    gif_lite's solvers capped at ``solver_iters``, on the Hessian of ``n_hessian`` retained images, formed
+    densely when ``dense_cnn_hessian``).  ``*_groups`` random groups and as many same-class groups per
+    seed; ``cnn_side`` is the image side the CNN sees (14: Fashion-MNIST average-pooled 2 x 2).
+    """
+
+    mlp_sizes: tuple[int, ...] = (64, 8, 10)
+    mlp_wd: float = 1e-2
+    mlp_tol: float = 1e-7
+    retrain_tol: float = 1e-6
+    mlp_groups: int = 6
+    group_sizes: tuple[int, int] = (10, 40)
+    cnn_channels: tuple[int, ...] = (4, 8, 8)
+    cnn_side: int = 14
+    cnn_train: int = 1000
+    cnn_epochs: int = 8
+    cnn_wd: float = 1e-3
+    cnn_groups: int = 4
+    cnn_group_sizes: tuple[int, int] = (15, 30)
+    cnn_ratios: tuple[float, ...] = (0.05, 0.2)
+    cnn_budget: int = 12
+    n_hessian: int = 100
+    solver_iters: int = 15
+    dense_cnn_hessian: bool = True
+
+    def describe(self) -> str:
+        """One line naming both networks and what they are trained on (for a printed, checked cell)."""
+        mlp = "-".join(map(str, self.mlp_sizes))
+        cnn = "-".join(map(str, self.cnn_channels))
+        return (
+            f"MLP {mlp} (tanh, float64, weight decay {self.mlp_wd:g}) on digits; "
+            f"TinyCNN {cnn} on {self.cnn_train} Fashion-MNIST images at "
+            f"{self.cnn_side}x{self.cnn_side}; every model trained afresh, none loaded from a cache"
+        )
+
+
+def chapter_config(scale: str = "small", smoke: bool = False) -> ChapterConfig:
+    """The chapter's settings: ``"small"`` (the default, on a CPU within its time budget) or ``"paper"``
+    (more groups, the full-size TinyCNN on 9,000 images at 28 x 28, a GPU advised).  ``smoke`` shrinks the
+    paper scale to a CI smoke run of the same code.  The paper has no such study: "paper" is the book's
+    study at a larger scale, not the paper's protocol."""
+    if scale == "small":
+        return ChapterConfig()
+    if scale != "paper":
+        raise ValueError(f"scale must be 'small' or 'paper', got {scale!r}")
+    if smoke:
+        return ChapterConfig(
+            mlp_groups=1, cnn_channels=(8, 16, 32), cnn_side=28, cnn_train=400, cnn_groups=1,
+            cnn_ratios=(0.05, 0.1, 0.2), cnn_budget=3, n_hessian=50, solver_iters=5,
+            dense_cnn_hessian=False,
+        )  # fmt: skip
+    return ChapterConfig(
+        mlp_sizes=(64, 16, 10), mlp_groups=12, cnn_channels=(8, 16, 32), cnn_side=28, cnn_train=9000,
+        cnn_groups=8, cnn_group_sizes=(135, 270), cnn_ratios=(0.05, 0.1, 0.2), cnn_budget=15, n_hessian=1000, solver_iters=20,
+        dense_cnn_hessian=False,
+    )  # fmt: skip

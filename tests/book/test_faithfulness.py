@@ -213,3 +213,84 @@ def test_misfit_is_zero_for_if_and_smallest_for_gif() -> None:
         assert 0.0 < gif <= min(1.0, fif, pif) + 1e-9  # GIF minimises rho over updates on P; x = 0 gives 1
     plain = estimate_group_effects(setup, groups[:1], matrix_free_estimators(), ratios=(0.5,))
     assert all(math.isnan(r.misfit) for r in plain)
+
+
+def test_error_and_closer_share() -> None:
+    """``error`` is mean |p - a| / mean |a| (1 for predicting nothing); closer_share counts strict wins."""
+    rows = [EffectRow(k, "random", 10, "FIF", 0.1, 2, 0.0, p, a)
+            for k, (p, a) in enumerate([(1.0, 2.0), (-1.0, 1.0), (0.0, -3.0)])]  # fmt: skip
+    rows += [EffectRow(k, "random", 10, "GIF", 0.1, 2, 0.0, p, a)
+             for k, (p, a) in enumerate([(2.0, 2.0), (-2.0, 1.0), (0.0, -3.0)])]  # fmt: skip
+    table = {t["estimator"]: t for t in correlation_table(rows, use="linear")}
+    assert table["FIF"]["error"] == pytest.approx((1 + 2 + 3) / 6)
+    assert table["GIF"]["error"] == pytest.approx((0 + 3 + 3) / 6)
+    nothing = [dataclasses.replace(r, linear=0.0) for r in rows if r.estimator == "FIF"]
+    assert correlation_table(nothing, use="linear")[0]["error"] == pytest.approx(1.0)
+    assert fa.closer_share(rows, "GIF", "FIF") == {0.1: pytest.approx(1 / 3)}  # a tie is no win
+    assert fa.closer_share(rows, "FIF", "GIF") == {0.1: pytest.approx(1 / 3)}
+    with pytest.raises(ValueError, match="same groups"):
+        fa.closer_share(rows[:-1], "GIF", "FIF")
+    with pytest.raises(ValueError):
+        fa.closer_share(rows, "GIF", "FIF", use="nonsense")
+
+
+def test_perturbed_and_actual_changes() -> None:
+    train, test, theta = _ridge()
+    model = toy.linear_model(theta)
+    moved = fa.perturbed(model, 1e-3, seed=4)
+    shift = gl.flat_params(moved) - theta
+    assert float(shift.norm()) == pytest.approx(1e-3 * float(theta.norm()), rel=1e-10)
+    assert torch.equal(gl.flat_params(model), theta)  # untouched
+    assert torch.equal(gl.flat_params(fa.perturbed(model, 1e-3, seed=4)), theta + shift)
+    assert torch.equal(gl.flat_params(fa.perturbed(model, 0.0)), theta)
+    with pytest.raises(ValueError):
+        fa.perturbed(model, -1.0)
+    groups = make_groups(train[1] > 0, n_random=2, n_same_class=1, sizes=(5, 20), seed=1)
+    setup = EffectSetup(model, toy.half_squared_error, train, test, _ridge_retrain(train),
+                        weight_decay=WD, selection="random")  # fmt: skip
+    rows = estimate_group_effects(setup, groups, matrix_free_estimators(), ratios=(0.5,))
+    actual = fa.actual_changes(setup, groups)
+    assert actual == [next(r.actual for r in rows if r.group == k) for k in range(len(groups))]
+    control = toy.linear_model(theta + 0.01)
+    with_control = fa.actual_changes(dataclasses.replace(setup, control=control), groups)
+    with torch.no_grad():
+        offset = float(toy.half_squared_error(control(test[0]), test[1]))
+        offset -= float(toy.half_squared_error(model(test[0]), test[1]))
+    assert with_control == pytest.approx([a - offset for a in actual], abs=1e-12)
+
+
+@pytest.mark.filterwarnings("ignore::gif_lite.ConvergenceWarning")  # capped on purpose
+def test_dense_curvature_runs_the_same_solvers() -> None:
+    """Capped or converged, gif_lite's solvers on the dense matrix equal those on the Objective."""
+    torch.manual_seed(2)
+    x = torch.randn(60, 5, dtype=torch.float64)
+    y = torch.randint(0, 3, (60,))
+    model = MLP((5, 4, 3), activation="tanh").double()
+    train_lbfgs(model, F.cross_entropy, (x, y), weight_decay=WD, tol=1e-8, max_iter=2000, progress=False)
+    obj = gl.Objective(model, F.cross_entropy, (x, y), weight_decay=WD)
+    dense = fa.dense_curvature(obj)
+    assert dense.objective is obj and dense.num_params == obj.num_params
+    assert torch.allclose(dense.h, obj.hessian(), atol=1e-12)
+    problem = gl.removal_problem(model, F.cross_entropy, (x, y), torch.arange(5), weight_decay=WD)
+    subset = torch.tensor([1, 4, 9, 16, 25, 33, 37])
+    for caps in ({"max_iter": 4}, {}):
+        a = matrix_free_estimators(obj, caps, caps)
+        b = matrix_free_estimators(dense, caps, caps)
+        for name in fa.ESTIMATORS:
+            p = None if name == "IF" else subset
+            assert torch.allclose(a[name](problem, p), b[name](problem, p), rtol=1e-8, atol=1e-10), name
+    with pytest.raises(ValueError, match="square"):
+        fa.DenseCurvature(torch.zeros(3, 4))
+
+
+def test_chapter_config() -> None:
+    small = fa.chapter_config()
+    assert small == fa.chapter_config("small", smoke=True)  # smoke only shrinks the paper scale
+    assert small.cnn_side == 14 and small.dense_cnn_hessian and "trained afresh" in small.describe()
+    paper = fa.chapter_config("paper")
+    smoke = fa.chapter_config("paper", smoke=True)
+    assert paper.cnn_side == smoke.cnn_side == 28 and not paper.dense_cnn_hessian
+    assert smoke.cnn_train < small.cnn_train < paper.cnn_train
+    assert paper.mlp_groups > small.mlp_groups > smoke.mlp_groups
+    with pytest.raises(ValueError, match="scale"):
+        fa.chapter_config("huge")
