@@ -252,6 +252,69 @@ def test_gif_directions_caps_the_converged_solve() -> None:
     assert capped[-1].misfit > full[-1].misfit
 
 
+# ------------------------------------------------------------------------------------------ appended: class_removal's helpers
+@pytest.mark.filterwarnings("ignore::gif_lite.solvers.ConvergenceWarning")  # stopped at k on purpose
+def test_remembered_hvp_gives_lsqr_prefixes_for_free() -> None:
+    _, setup, p = _trained_setup()
+    op = ex.RememberedHVP(setup.obj)
+    for k in (2, 5):  # LSQR stopped at k repeats the first k iterations of the longer run
+        a = gl.generalized_influence(setup.obj, setup.g, p, max_iter=k, tol=1e-12)
+        b = gl.generalized_influence(op, setup.g, p, max_iter=k, tol=1e-12)
+        assert torch.equal(a.delta, b.delta) and a.hvps == b.hvps
+    full = gl.generalized_influence(setup.obj, setup.g, p, tol=1e-10)
+    again = gl.generalized_influence(op, setup.g, p, tol=1e-10)
+    assert torch.equal(full.delta, again.delta) and full.hvps == again.hvps
+    # the shorter runs cost only their own final products (the misfit of their answer)
+    assert full.hvps <= op.computed <= full.hvps + 4 < op.hvp_calls
+    v = torch.randn(setup.obj.num_params, dtype=setup.obj.dtype)
+    out = op.hvp(v)
+    out.add_(1.0)  # a caller writing on the result does not change what is remembered
+    assert torch.equal(op.hvp(v), setup.obj.hvp(v))
+
+
+@pytest.mark.filterwarnings("ignore::gif_lite.solvers.ConvergenceWarning")
+def test_remembered_hvp_falls_back_when_too_large() -> None:
+    _, setup, p = _trained_setup()
+    op = ex.RememberedHVP(setup.obj, max_bytes=0)
+    a = gl.generalized_influence(op, setup.g, p, max_iter=3, tol=1e-12)
+    b = gl.generalized_influence(setup.obj, setup.g, p, max_iter=3, tol=1e-12)
+    assert torch.equal(a.delta, b.delta) and op.computed == op.hvp_calls == a.hvps
+    with pytest.raises(TypeError):
+        ex.RememberedHVP(op)  # type: ignore[arg-type]
+
+
+def test_removal_scorer_matches_the_single_model_functions() -> None:
+    x, y = _data()
+    model, refs = _model(0), [_model(1), _model(2)]
+    scorer = ex.RemovalScorer((x, y), [0], refs)
+    s = scorer(model)
+    base = ex.removal_scores(model, (x, y), [0])
+    for k in ("acc_removed", "acc_rest", "f1"):
+        assert s[k] == pytest.approx(base[k], abs=1e-12)
+    agree = [ex.prediction_agreement(model, r, x) for r in refs]
+    kl = [ex.mean_kl(model, r, x) for r in refs]
+    assert s["agreement"] == pytest.approx(sum(agree) / 2, abs=1e-12)
+    assert s["kl"] == pytest.approx(sum(kl) / 2, rel=1e-9)
+    assert set(ex.RemovalScorer((x, y), [0])(model)) == {"acc_removed", "acc_rest", "f1"}
+
+
+def test_compare_scored_equals_compare_methods_with_one_reference() -> None:
+    x, y = _data()
+    _, setup, _ = _trained_setup()
+    ref = _model(3)
+    kwargs = {"methods": ("IF", "PIF", "FIF", "GIF"), "ratios": (0.2,), "steps": (0.5, 1.0), "max_iter": 30}
+    rows = ex.compare_methods(setup, (x, y), (x, y), reference=ref, **kwargs)
+    val, test = ex.RemovalScorer((x, y), [0]), ex.RemovalScorer((x, y), [0], [ref])
+    scored, estimates = ex.compare_scored(setup, val, test, **kwargs)
+    assert [e.method for e in estimates] == [r["method"] for r in scored] == [r["method"] for r in rows]
+    for a, b in zip(rows, scored, strict=True):
+        assert set(a) == set(b)
+        for k, v in a.items():
+            assert b[k] == (v if isinstance(v, str) else pytest.approx(v, rel=1e-9, abs=1e-12)), k
+    with pytest.raises(ValueError, match="unknown methods"):
+        ex.compare_scored(setup, val, test, methods=("XIF",))
+
+
 # ------------------------------------------------------------------------------------------ appended: selection_study's helpers
 def test_gif_directions_block_equals_the_matrix_free_directions() -> None:
     _, setup, p = _trained_setup()
