@@ -422,14 +422,16 @@ class Estimators:
     ) -> None:
         self.options = dict(options or {})
         self.gif_options = dict(self.options if gif_options is None else gif_options)
-        self._last: tuple[Objective, torch.Tensor, InfluenceResult] | None = None
+        self._key = ("Estimators IF solve", object())  # this instance's entry in each objective's state cache
 
     def full_solve(self, obj: Objective, g: torch.Tensor) -> InfluenceResult:
-        """IF on ``(obj, g)``, solved once and remembered until either changes."""
-        last = self._last
-        if last is None or last[0] is not obj or not torch.equal(last[1], g):
-            self._last = last = (obj, g.detach().clone(), influence(obj, g, **self.options))
-        return last[2]
+        """IF on ``(obj, g)``, solved once and remembered on ``obj.state_cache()``: kept while ``g`` and the
+        parameters stay the same, dropped as soon as either changes (an update, a training step)."""
+        cache = obj.state_cache()
+        last = cache.get(self._key)
+        if last is None or not torch.equal(last[0], g):
+            cache[self._key] = last = (g.detach().clone(), influence(obj, g, **self.options))
+        return last[1]
 
     def __call__(
         self, name: str, obj: Objective, g: torch.Tensor, subset: Subset | None = None

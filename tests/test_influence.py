@@ -326,3 +326,19 @@ def test_the_cached_hessian_follows_buffer_writes(data: tuple[torch.Tensor, torc
     assert obj.hvp_calls == 2 * obj.num_params and not torch.allclose(before, after)
     fresh = gl.Objective(model, F.cross_entropy, data, weight_decay=1e-2).hessian()
     assert rel_err(after, fresh) < 1e-12
+
+
+def test_estimators_never_serve_an_if_solve_computed_at_other_parameters(convex: gl.Objective) -> None:
+    """The IF solve that PIF slices is cached on the objective's state cache: after the parameters change
+    in place (here ``apply_update``), IF and PIF are solved afresh, not served from the old parameters."""
+    obj = convex
+    g = random_vector(obj.num_params, seed=3)
+    p = random_subset(obj.num_params, 6, seed=3)
+    est = gl.Estimators({"solver": "direct"})
+    before = est("IF", obj, g)
+    assert torch.equal(est("PIF", obj, g, p).delta, before.delta[p])  # cached while nothing changed
+    gl.apply_update(obj.model, 0.3 * random_vector(obj.num_params, seed=4))
+    fresh = gl.influence(obj, g, solver="direct").delta
+    assert rel_err(before.delta, fresh) > 1e-3  # the parameters really moved the answer
+    assert rel_err(est("IF", obj, g).delta, fresh) < 1e-12
+    assert rel_err(est("PIF", obj, g, p).delta, fresh[p]) < 1e-12
