@@ -53,6 +53,7 @@ __all__ = [
     "GifLiteWarning",
     "ModelCallError",
     "ModelState",
+    "SubsetLike",
     "atomic",
     "bounded",
     "check_batches",
@@ -531,10 +532,14 @@ def check_loss_on(
 
 
 # ---------------------------------------------------------------------------------------------- indices
-def _index_tensor(value: object, name: str, *, what: str) -> torch.Tensor:
-    from .selection import Selection  # a Selection stands for its subset
+class SubsetLike:
+    """A base for objects that stand for a parameter subset (``gif_lite.Selection``): its ``subset``."""
 
-    if isinstance(value, Selection):
+    subset: torch.Tensor
+
+
+def _index_tensor(value: object, name: str, *, what: str) -> torch.Tensor:
+    if isinstance(value, SubsetLike):  # a Selection stands for its subset
         value = value.subset
     if isinstance(value, set | frozenset):
         value = sorted(value)
@@ -727,10 +732,11 @@ def check_solver_options(
     max_iter: object = None,
     damping: object = 0.0,
     options: Mapping[str, object] | None = None,
+    solver_fn: Callable[..., object] | None = None,
 ) -> tuple[float | None, int | None, float]:
     """The solver's name, ``tol`` (> 0 or None), ``max_iter`` (>= 1 or None), ``damping`` (>= 0) and
-    keyword ``options`` (only those the named solver's function takes; ``direct`` takes none, and
-    ``tol`` / ``max_iter``, checked all the same, do not apply to it)."""
+    keyword ``options`` (only the keyword-only options of ``solver_fn``, the named solver's function;
+    ``direct`` takes none, and ``tol`` / ``max_iter``, checked all the same, do not apply to it)."""
     if not isinstance(solver, str) or solver not in valid:
         raise GifLiteError(
             f"unknown solver {solver!r} for this estimator; valid: {', '.join(map(repr, valid))}"
@@ -746,11 +752,8 @@ def check_solver_options(
                 "(or choose an iterative solver)"
             )
         return tol_f, iters, damp
-    from . import solvers
-
-    fn = getattr(solvers, solver, None)
-    if fn is not None and options:
-        params = inspect.signature(fn).parameters
+    if solver_fn is not None and options:
+        params = inspect.signature(solver_fn).parameters
         allowed = {k for k, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY} - {
             "tol",
             "max_iter",

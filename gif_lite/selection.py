@@ -117,7 +117,7 @@ class LayerSelection:
 
 
 @dataclass(frozen=True, eq=False)
-class Selection:
+class Selection(checks.SubsetLike):
     """A parameter subset with its per-layer breakdown.  ``len(sel)`` is the subset size."""
 
     subset: torch.Tensor
