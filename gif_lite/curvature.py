@@ -39,14 +39,16 @@ __all__ = [
     "KFAC",
     "CurvatureOperator",
     "DenseOperator",
+    "FisherKind",
     "HessianOperator",
+    "LossKind",
     "LowRank",
     "StochasticHessian",
     "as_operator",
 ]
 
-Loss = Literal["cross_entropy", "mse"]
-Fisher = Literal["type-2", "mc", "empirical"]
+LossKind = Literal["cross_entropy", "mse"]
+FisherKind = Literal["type-2", "mc", "empirical"]
 
 
 @runtime_checkable
@@ -205,7 +207,7 @@ def _pinv_diag(d: torch.Tensor, rtol: float = 1e-10) -> torch.Tensor:
 
 
 # ------------------------------------------------------------------------------------ K-FAC / EK-FAC
-def _loss_kind(loss_fn: LossFn) -> Loss:
+def _loss_kind(loss_fn: LossFn) -> LossKind:
     """The loss kind whose Gauss-Newton factorisation K-FAC knows, read from an Objective's ``loss_fn``."""
     if loss_fn is F.cross_entropy:
         return "cross_entropy"
@@ -306,8 +308,8 @@ class KFAC(CurvatureOperator):
         self,
         obj: Objective | nn.Module,
         data: Data | Iterable[Data] | None = None,
-        loss: Loss | None = None,
-        fisher: Fisher = "type-2",
+        loss: LossKind | None = None,
+        fisher: FisherKind = "type-2",
         weight_decay: float | None = None,
         seed: int = 0,
     ) -> None:
@@ -342,7 +344,7 @@ class KFAC(CurvatureOperator):
                 "fisher='mc' samples labels from a softmax, so it needs loss='cross_entropy'"
             )
         self.weight_decay = _check_damping(weight_decay, "weight_decay")
-        self.model, self.loss, self.fisher = model, cast(Loss, loss), fisher
+        self.model, self.loss, self.fisher = model, cast(LossKind, loss), fisher
         params = trainable_parameters(model)
         if not params:
             raise checks.GifLiteError("model has no trainable parameters (all have requires_grad=False)")
