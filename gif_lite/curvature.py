@@ -653,12 +653,21 @@ class StochasticHessian(CurvatureOperator):
 
     def __init__(self, obj: Objective | nn.Module, *args: Any, **kwargs: Any) -> None:
         if isinstance(obj, Objective):
-            self._from_parts(obj.model, obj.loss_fn, _pool(obj.batches), *args, weight_decay=obj.weight_decay,
-                             **kwargs)  # fmt: skip
-            self._objective = obj
+            self._from_objective(obj, *args, **kwargs)
         else:
             self._from_parts(obj, *args, **kwargs)
             self._objective = lambda: Objective(self.model, self.loss_fn, self.data, self.weight_decay)
+
+    def _from_objective(
+        self,
+        obj: Objective,
+        batch_size: int,
+        resample: Literal["per_call", "fixed"] = "per_call",
+        seed: int = 0,
+    ) -> None:
+        pool = _pool(obj.batches)
+        self._from_parts(obj.model, obj.loss_fn, pool, batch_size, obj.weight_decay, resample, seed)
+        self._objective = obj
 
     def _from_parts(
         self,

@@ -348,7 +348,7 @@ def test_operators_from_an_objective_equal_those_from_its_parts() -> None:
     obj = Objective(model, F.cross_entropy, (x, y), weight_decay=1e-3)
     assert torch.equal(KFAC(obj).hessian(), KFAC(model, (x, y), weight_decay=1e-3).hessian())
     assert torch.equal(EKFAC(obj).hessian(), EKFAC(model, (x, y), weight_decay=1e-3).hessian())
-    a = StochasticHessian(obj, 8, resample="fixed", seed=3).hessian()
+    a = StochasticHessian(obj, 8, "fixed", 3).hessian()
     b = StochasticHessian(model, F.cross_entropy, (x, y), 8, 1e-3, resample="fixed", seed=3).hessian()
     assert torch.equal(a, b)
     mse = Objective(model, F.mse_loss, (x, F.one_hot(y, 3).to(DT)))
