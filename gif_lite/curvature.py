@@ -32,6 +32,7 @@ from torch import nn
 from . import checks
 from .objective import DEFAULT_MAX_DENSE_PARAMS, Objective
 from .params import check_vector, trainable_parameters
+from .spectrum import lanczos_steps
 from .types import Data, LossFn
 
 __all__ = [
@@ -546,46 +547,17 @@ def _lanczos_basis(
     dtype: torch.dtype,
     device: torch.device,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``steps`` fully reorthogonalised Lanczos steps: ``(Q, T)`` with ``Q^T A Q = T`` (Q is n x steps).
-
-    When the Krylov space becomes invariant (a repeated eigenvalue), it restarts from a random vector
-    orthogonal to ``Q`` (``T`` gets a zero off-diagonal), so ``steps = n`` always spans everything.
-    """
+    """``steps`` Lanczos steps (:func:`gif_lite.spectrum.lanczos_steps`, restarting on an invariant
+    subspace): ``(Q, T)`` with ``Q^T A Q = T`` (Q is n x steps), ``T`` in ``dtype``."""
     gen = torch.Generator().manual_seed(seed)
     q = torch.randn(n, generator=gen, dtype=dtype).to(device)
     q /= q.norm()
-    basis = torch.empty(steps, n, dtype=dtype, device=device)
-    alphas: list[float] = []
-    betas: list[float] = []
-    scale = 0.0
-    for j in range(steps):
-        basis[j] = q
-        w = matvec(q)
-        alphas.append(float(q @ w))
-        for _ in range(2):
-            w = w - basis[: j + 1].T @ (basis[: j + 1] @ w)
-        beta = float(w.norm())
-        scale = max(scale, abs(alphas[-1]), beta)
-        if j == steps - 1:
-            break
-        if (
-            beta <= 1e-10 * scale
-        ):  # invariant subspace (repeated eigenvalues): restart orthogonally, T gets a 0
-            w = torch.randn(n, generator=gen, dtype=dtype).to(device)
-            for _ in range(2):
-                w = w - basis[: j + 1].T @ (basis[: j + 1] @ w)
-            beta, w = 0.0, w / w.norm()
-            betas.append(beta)
-            q = w
-            continue
-        betas.append(beta)
-        q = w / beta
-    k = len(alphas)
+    basis, alphas, betas = lanczos_steps(matvec, q, steps, restart=gen)
     t = torch.diag(torch.tensor(alphas, dtype=dtype))
     if betas:
         b = torch.tensor(betas, dtype=dtype)
         t += torch.diag(b, 1) + torch.diag(b, -1)
-    return basis[:k].T, t.to(device)
+    return basis.T, t.to(device)
 
 
 class LowRank(CurvatureOperator):
