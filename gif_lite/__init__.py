@@ -90,6 +90,7 @@ from .solvers import (
 from .spectrum import (
     LanczosResult,
     lanczos,
+    lanczos_steps,
     negative_eigenvalue_fraction,
     spectral_quadrature,
     top_magnitude_eigenvalues,
