@@ -61,12 +61,14 @@ from .params import (
     check_vector,
     count_parameters,
     embed,
+    flat_offsets,
     flat_params,
     keep_mask,
     param_layout,
     reset_parameters,
     set_flat_params,
     trainable_parameters,
+    weight_layers,
 )
 from .progress import progress_bar, progress_enabled
 from .selection import SELECTION_METHODS, LayerSelection, LayerSpec, Selection, select, select_parameters

@@ -31,7 +31,7 @@ from torch import nn
 
 from . import checks
 from .objective import DEFAULT_MAX_DENSE_PARAMS, Objective
-from .params import check_vector, trainable_parameters
+from .params import check_vector, flat_offsets, trainable_parameters, weight_layers
 from .spectrum import lanczos_steps
 from .types import Data, LossFn
 
@@ -349,11 +349,8 @@ class KFAC(CurvatureOperator):
         params = trainable_parameters(model)
         if not params:
             raise checks.GifLiteError("model has no trainable parameters (all have requires_grad=False)")
-        offsets, start = {}, 0
-        for p in params:
-            offsets[id(p)] = start
-            start += p.numel()
-        self.num_params = start
+        offsets = flat_offsets(model)
+        self.num_params = sum(p.numel() for p in params)
         self.dtype, self.device = params[0].dtype, params[0].device
         self.layers = self._find_layers(model, offsets)
         self.batches = _batches(batches)
@@ -370,9 +367,7 @@ class KFAC(CurvatureOperator):
     @staticmethod
     def _find_layers(model: nn.Module, offsets: dict[int, int]) -> list[_Layer]:
         layers, covered = [], set()
-        for name, m in model.named_modules():
-            if not isinstance(m, (nn.Linear, nn.Conv2d)) or id(m.weight) not in offsets:
-                continue
+        for name, m in weight_layers(model):
             if isinstance(m, nn.Conv2d) and (
                 m.groups != 1 or m.padding_mode != "zeros" or isinstance(m.padding, str)
             ):

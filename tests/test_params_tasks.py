@@ -163,3 +163,16 @@ def test_estimators_share_one_if_solve_between_if_and_every_pif() -> None:
     assert set(gl.ESTIMATORS) == {"IF", "FIF", "PIF", "GIF"}
     with pytest.raises(ValueError, match="needs a parameter subset"):
         est("GIF", obj, g)
+
+
+def test_flat_offsets_and_weight_layers_are_the_one_layer_map() -> None:
+    """``flat_offsets`` places each trainable tensor by identity; ``weight_layers`` lists the Linear/Conv2d
+    layers with a trainable weight (a frozen layer and a shared module appear as the model has them)."""
+    shared = nn.Linear(3, 3)
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(2, 3), shared, nn.Tanh(), shared)
+    model[2].requires_grad_(False)
+    offsets = gl.flat_offsets(model)
+    layout = gl.param_layout(model)
+    assert list(offsets.values()) == list(layout.offsets)
+    assert offsets[id(shared.weight)] == layout.slice_of("3.weight").start
+    assert [name for name, _ in gl.weight_layers(model)] == ["0", "3"]
