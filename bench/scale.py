@@ -231,12 +231,7 @@ def mean_spearman(a: torch.Tensor, b: torch.Tensor) -> float:
 
 def layer_blocks(model: nn.Module) -> list[torch.Tensor]:
     """Flat indices of each module's own trainable parameters (a Linear/Conv2d layer: weight and bias)."""
-    blocks, start = [], 0
-    offsets = {}
-    for p in model.parameters():
-        if p.requires_grad:
-            offsets[id(p)] = start
-            start += p.numel()
+    blocks, offsets = [], gl.flat_offsets(model)
     for m in model.modules():
         own = [p for p in m.parameters(recurse=False) if p.requires_grad]
         if own:
@@ -351,10 +346,8 @@ def gif_table(
     g = gl.Objective(model, F.cross_entropy, (x[keep], y[keep])).gradient()
     p = g.abs().argsort(descending=True)[: max(1, int(0.05 * obj.num_params))].sort().values
 
-    def misfit(delta: torch.Tensor) -> float:
-        e = torch.zeros(obj.num_params, dtype=obj.dtype, device=device)
-        e[p] = delta.to(device, obj.dtype)
-        return float((obj.hvp(e) - g).norm() / g.norm())
+    def misfit(delta: torch.Tensor) -> float:  # always with the exact H
+        return gl.misfit(obj, g, delta.to(device, obj.dtype), p)
 
     rows = []
     with warnings.catch_warnings():

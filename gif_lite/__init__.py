@@ -47,6 +47,7 @@ from .influence import (
     frozen_influence,
     generalized_influence,
     influence,
+    misfit,
     project,
     projected_influence,
     second_order_influence,

@@ -41,6 +41,7 @@ __all__ = [
     "frozen_influence",
     "generalized_influence",
     "influence",
+    "misfit",
     "project",
     "projected_influence",
     "second_order_influence",
@@ -312,6 +313,33 @@ def projected_influence(
 ) -> InfluenceResult:
     """PIF: ``delta = ((H + damping I)^-1 g)[P]``, full influence restricted to the subset."""
     return _estimate("PIF", obj, g, subset, SolveOptions(solver, damping, tol, max_iter, solver_kwargs))
+
+
+def misfit(
+    obj: HessianOperator,
+    g: torch.Tensor,
+    delta: torch.Tensor,
+    subset: Subset | None = None,
+    damping: float = 0.0,
+) -> float:
+    """``||(H + damping I) embed(delta) - g|| / ||g||``: the share of the target ``g`` that the update
+    ``delta`` (on ``subset``, or on every parameter) leaves uncancelled, with ``H`` the curvature of ``obj``
+    (one product).  For GIF it is the least-squares residual that :attr:`InfluenceResult.misfit` reports;
+    for any other update (FIF, PIF, a rescaled step) the same yardstick."""
+    op = as_operator(obj)
+    g = _prepare(op, g)
+    damping = checks.check_finite_number(damping, "damping", low=0.0)
+    if subset is None:
+        checks.check_vector(delta, op.num_params, "delta", device=op.device)
+        full = delta.detach().to(op.dtype)
+    else:
+        p = checks.check_subset(subset, op.num_params, device=op.device)
+        checks.check_vector(delta, p.numel(), "delta (one entry per index of the subset)", device=op.device)
+        full = embed(delta.detach().to(op.dtype), p, op.num_params)
+    hv = op.hvp(full)
+    if damping:
+        hv = hv + damping * full
+    return float((hv - g).norm() / g.norm())
 
 
 def project(full: InfluenceResult, subset: Subset) -> InfluenceResult:

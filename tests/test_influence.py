@@ -342,3 +342,18 @@ def test_estimators_never_serve_an_if_solve_computed_at_other_parameters(convex:
     assert rel_err(before.delta, fresh) > 1e-3  # the parameters really moved the answer
     assert rel_err(est("IF", obj, g).delta, fresh) < 1e-12
     assert rel_err(est("PIF", obj, g, p).delta, fresh[p]) < 1e-12
+
+
+def test_misfit_is_the_gif_residual_and_the_yardstick_of_any_update(nonconvex: gl.Objective) -> None:
+    obj = nonconvex
+    g = random_vector(obj.num_params, seed=5)
+    p = random_subset(obj.num_params, 8, seed=5)
+    gif = gl.generalized_influence(obj, g, p, solver="direct", damping=0.01)
+    assert abs(gl.misfit(obj, g, gif.delta, p, damping=0.01) - gif.misfit) < 1e-10
+    h = obj.hessian() + 0.01 * torch.eye(obj.num_params, dtype=torch.float64)
+    full = torch.zeros(obj.num_params, dtype=torch.float64)
+    full[p] = 2 * gif.delta
+    assert abs(gl.misfit(obj, g, 2 * gif.delta, p, damping=0.01) - rel_err(h @ full, g)) < 1e-12
+    assert gl.misfit(obj, g, torch.zeros(obj.num_params, dtype=torch.float64)) == 1.0
+    with pytest.raises(gl.GifLiteError, match="delta"):
+        gl.misfit(obj, g, gif.delta)
