@@ -357,3 +357,29 @@ def test_misfit_is_the_gif_residual_and_the_yardstick_of_any_update(nonconvex: g
     assert gl.misfit(obj, g, torch.zeros(obj.num_params, dtype=torch.float64)) == 1.0
     with pytest.raises(gl.GifLiteError, match="delta"):
         gl.misfit(obj, g, gif.delta)
+
+
+def _small_model() -> nn.Module:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2))
+    model[0].bias.requires_grad_(False)  # frozen parameters are not part of theta
+    return model
+
+
+def test_estimators_share_one_if_solve_between_if_and_every_pif() -> None:
+    model = _small_model().double()
+    x, y = torch.randn(30, 3, dtype=torch.float64), torch.randint(0, 2, (30,))
+    problem = gl.removal_problem(model, F.cross_entropy, (x, y), torch.tensor([0, 1, 2]), weight_decay=0.1)
+    obj, g = problem.objective, problem.g
+    est = gl.Estimators({"solver": "minres", "tol": 1e-12})
+    full = est("IF", obj, g)
+    calls = obj.hvp_calls
+    for p in (torch.tensor([0, 3]), torch.tensor([5, 9, 21])):
+        pif = est("PIF", obj, g, p)
+        assert torch.equal(pif.delta, full.delta[p]) and torch.equal(pif.subset, p)
+    assert obj.hvp_calls == calls  # no new solve
+    direct = gl.projected_influence(obj, g, torch.tensor([5, 9, 21]), solver="direct")
+    assert torch.allclose(est("PIF", obj, g, torch.tensor([5, 9, 21])).delta, direct.delta, atol=1e-9)
+    assert set(gl.ESTIMATORS) == {"IF", "FIF", "PIF", "GIF"}
+    with pytest.raises(ValueError, match="needs a parameter subset"):
+        est("GIF", obj, g)

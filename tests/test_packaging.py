@@ -143,7 +143,7 @@ def test_the_built_wheel_holds_every_module_and_the_core_needs_only_base_depende
     assert out.returncode == 0, out.stderr
     probe = "import matplotlib"
     assert subprocess.run([sys.executable, "-c", probe], env=bare, **run).returncode != 0  # the blocker works
-    tests = [str(ROOT / "tests" / name) for name in ("test_solvers.py", "test_params_tasks.py")]
+    tests = [str(ROOT / "tests" / name) for name in ("test_solvers.py", "test_params.py", "test_tasks.py")]
     pytest_args = [
         "-m",
         "pytest",
