@@ -320,7 +320,7 @@ class KFAC(CurvatureOperator):
                     f"{type(self).__name__}(obj) reads the data, the loss and the weight decay from the Objective; "
                     "drop data=, loss= and weight_decay= (or build another Objective)"
                 )
-            model, batches = obj.model, obj.batches
+            model, batches = obj.model, cast(Iterable[Data], obj.batches)
             loss, weight_decay = _loss_kind(obj.loss_fn), obj.weight_decay
             self._objective = obj
         elif isinstance(obj, nn.Module):  # the model, its data and the loss kind named beside it
@@ -329,7 +329,7 @@ class KFAC(CurvatureOperator):
                     f"{type(self).__name__}(model, data) needs data; or pass an Objective: "
                     f"gl.{type(self).__name__}(gl.Objective(model, loss_fn, data, weight_decay))"
                 )
-            model, batches = obj, data
+            model, batches = obj, _batches(data)
             loss = "cross_entropy" if loss is None else loss
             weight_decay = 0.0 if weight_decay is None else weight_decay
         else:
@@ -353,7 +353,7 @@ class KFAC(CurvatureOperator):
         self.num_params = sum(p.numel() for p in params)
         self.dtype, self.device = params[0].dtype, params[0].device
         self.layers = self._find_layers(model, offsets)
-        self.batches = _batches(batches)
+        self.batches = list(batches)
         self.num_examples = 0
         self._gen = torch.Generator(device="cpu").manual_seed(seed)
         self._fit()

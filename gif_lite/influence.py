@@ -188,7 +188,11 @@ class DampedSystem:
 
     def dense_square(self) -> torch.Tensor:
         """``A`` or ``A[P,P]``, dense and symmetrised."""
-        a = self.op.hessian() if self.spec.system == "full" else self.op.hessian_columns(self.p)[self.p]
+        if self.spec.system == "full":
+            a = self.op.hessian()
+        else:
+            assert self.p is not None
+            a = self.op.hessian_columns(self.p)[self.p]
         return 0.5 * (a + a.T) + self.damping * torch.eye(a.shape[0], dtype=a.dtype, device=a.device)
 
     def dense_columns(self) -> torch.Tensor:
@@ -264,7 +268,7 @@ def _estimate(
             sol = S.lsqr(system.on_p, system.rows_p, g, tol=tol, max_iter=opts.max_iter, **kw)
     elif solver == "direct" and spec.system == "full" and hasattr(op, "inverse_hvp"):
         # a structured operator (K-FAC, low rank) inverts exactly
-        x = op.inverse_hvp(g, opts.damping)  # type: ignore[attr-defined]
+        x = op.inverse_hvp(g, opts.damping)
         r = float((g - op.hvp(x) - opts.damping * x).norm()) / max(float(g.norm()), 1e-300)
         sol = S.SolveResult(x, 1, r, True, [r], 1, misfit=r)
     else:
