@@ -322,3 +322,19 @@ def test_dense_factorisations_follow_buffer_writes(data: tuple[torch.Tensor, tor
     clear_cache()
     gl.removal_effects(obj, test, solver="direct")
     assert obj.hvp_calls - start == obj.num_params  # rebuilt
+
+
+def test_the_per_example_removal_target_is_the_removal_problems_at_m_equal_1(
+    convex: gl.Objective, test_points: tuple[torch.Tensor, torch.Tensor]
+) -> None:
+    """One home for the removal right-hand side: attribution's ``g_i`` is ``removal_problem``'s
+    ``at_optimum`` target for the group ``{i}``, so a column of ``removal_effects`` is ``t_j . IF(g_i)``."""
+    x, y = next(iter(convex.batches))
+    scores = gl.removal_effects(convex, test_points, solver="direct")
+    t = oracle_grads(convex.model, *test_points)
+    for i in (0, 7):
+        g = gl.removal_problem(
+            convex.model, F.cross_entropy, (x, y), [i], convex.weight_decay, at_optimum=True
+        ).g
+        expect = t @ gl.influence(convex, g, solver="direct").delta
+        assert rel_err(scores[:, i], expect) < 1e-10
