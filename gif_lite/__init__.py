@@ -84,6 +84,7 @@ from .solvers import (
     block_cg,
     cg,
     direct,
+    finish,
     landweber,
     lissa,
     lsqr,

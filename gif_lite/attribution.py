@@ -290,6 +290,8 @@ def _setup(
             f"unknown solver {solver!r} for estimator {estimator!r}; valid: {', '.join(spec.batched_solvers)}"
         )
     opts = SolveOptions(solver, damping, tol, max_iter).checked(spec.batched_solvers, "auto")
+    if hasattr(op, "check_fixed"):  # a resampling operator is a new matrix per product
+        op.check_fixed("removal_effects / self_influence")
     base = op.objective
     if base.num_examples < 2:
         raise checks.GifLiteError("removal effects need at least 2 training examples (g_i divides by n - 1)")

@@ -345,6 +345,9 @@ class KFAC(CurvatureOperator):
                 "fisher='mc' samples labels from a softmax, so it needs loss='cross_entropy'"
             )
         self.weight_decay = _check_damping(weight_decay, "weight_decay")
+        checks.check_modes(
+            model, what=type(self).__name__
+        )  # its passes must not rewrite BatchNorm statistics
         self.model, self.loss, self.fisher = model, cast(LossKind, loss), fisher
         params = trainable_parameters(model)
         if not params:
@@ -357,9 +360,8 @@ class KFAC(CurvatureOperator):
         self.num_examples = 0
         self._gen = torch.Generator(device="cpu").manual_seed(seed)
         self._fit()
-        if (
-            self._objective is None
-        ):  # built from a model: the Objective it stands for, built when first needed
+        if self._objective is None:
+            # built from a model: the Objective it stands for, built when first needed
             loss_fn = F.cross_entropy if self.loss == "cross_entropy" else F.mse_loss
             self._objective = lambda: Objective(model, loss_fn, self.batches, self.weight_decay)
 
@@ -377,6 +379,11 @@ class KFAC(CurvatureOperator):
             if m.bias is not None and id(m.bias) not in offsets:
                 raise checks.GifLiteError(
                     f"layer {name!r}: its weight is trainable but its bias is frozen; freeze both or neither"
+                )
+            if id(m.weight) in covered or (m.bias is not None and id(m.bias) in covered):
+                raise checks.GifLiteError(
+                    f"layer {name!r} shares a parameter with another layer: K-FAC's blocks would overlap and "
+                    "the operator would not be symmetric. For tied weights use the exact Objective or LowRank"
                 )
             layers.append(_Layer(name, m, offsets))
             covered |= {id(m.weight), id(m.bias)}
@@ -663,6 +670,18 @@ class StochasticHessian(CurvatureOperator):
         self._obj = self._draw()  # validates model, loss_fn and weight_decay as Objective does
         self.num_params, self.dtype, self.device = self._obj.num_params, self._obj.dtype, self._obj.device
         self.num_examples = n
+
+    def check_fixed(self, what: str) -> None:
+        """Refuse ``resample="per_call"`` where one fixed matrix is needed (``what`` names the user)."""
+        if self.resample == "per_call":
+            raise checks.GifLiteError(
+                f"{what} needs one fixed matrix, but this StochasticHessian draws a new batch for every "
+                "product; build it with resample='fixed', or solve with solver='lissa' (made for fresh batches)"
+            )
+
+    def hessian_columns(self, columns: torch.Tensor, chunk: int = 256) -> torch.Tensor:
+        self.check_fixed("a dense curvature block")
+        return super().hessian_columns(columns, chunk)
 
     def state_cache(self) -> dict[Any, Any]:
         """Per call a fresh dict when every product draws a new batch (no answer outlives its draw)."""

@@ -257,6 +257,8 @@ def _estimate(
     g = _prepare(op, g)
     p = checks.check_subset(subset, op.num_params, device=g.device) if spec.needs_subset else None
     solver, tol, kw = cast(str, opts.solver), opts.tolerance(g.dtype), opts.extra
+    if solver != "lissa" and hasattr(op, "check_fixed"):  # a resampling operator is a new matrix per product
+        op.check_fixed(f"solver={solver!r}")
     system = DampedSystem(op, spec, p, opts.damping)
     start = op.hvp_calls
     if spec.system == "columns":
@@ -270,7 +272,11 @@ def _estimate(
         # a structured operator (K-FAC, low rank) inverts exactly
         x = op.inverse_hvp(g, opts.damping)
         r = float((g - op.hvp(x) - opts.damping * x).norm()) / max(float(g.norm()), 1e-300)
-        sol = S.SolveResult(x, 1, r, True, [r], 1, misfit=r)
+        sol = S.SolveResult(x, 1, r, r <= tol, [r], 1, misfit=r)
+        if not sol.converged:  # a singular operator without damping: its pseudo-inverse is no solution
+            sol = S.finish(
+                "direct (the operator's inverse)", sol, tol, "The operator is singular: add damping."
+            )
     else:
         sol = _solve_square(system.square, system.rhs(g), system.dense_square, solver, tol, opts.max_iter, kw)
     res = _result(sol, solver, op, start, None if spec.system == "full" else p)

@@ -34,6 +34,7 @@ __all__ = [
     "block_cg",
     "cg",
     "direct",
+    "finish",
     "landweber",
     "lissa",
     "lsqr",
@@ -98,7 +99,12 @@ def _ratio(num: torch.Tensor | float, den: torch.Tensor | float) -> float:
     return 0.0 if num == 0.0 else num / den if den > 0 else math.inf
 
 
-def _finish(name: str, result: SolveResult, tol: float, hint: str = "") -> SolveResult:
+def finish(name: str, result: SolveResult, tol: float, hint: str = "") -> SolveResult:
+    """``result`` checked: a non-finite residual raises, an unconverged one warns (:class:`ConvergenceWarning`)."""
+    return _finish(name, result, tol, hint, stacklevel=4)
+
+
+def _finish(name: str, result: SolveResult, tol: float, hint: str = "", stacklevel: int = 3) -> SolveResult:
     if not math.isfinite(result.residual):
         raise FloatingPointError(f"{name} produced a non-finite residual; check the inputs, or add damping")
     if math.isnan(result.misfit):  # square system: the misfit is the residual
@@ -108,7 +114,7 @@ def _finish(name: str, result: SolveResult, tol: float, hint: str = "") -> Solve
             f"{name} stopped after {result.iterations} iterations with relative residual "
             f"{result.residual:.2e} > tol={tol:.1e}. Raise max_iter, loosen tol, or add damping. {hint}".rstrip(),
             ConvergenceWarning,
-            stacklevel=3,
+            stacklevel=stacklevel,
         )
     return result
 

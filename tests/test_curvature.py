@@ -402,3 +402,48 @@ def test_bad_input_is_refused_with_clear_messages() -> None:
         StochasticHessian(model, F.cross_entropy, (x, y), 4, resample="sometimes")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="obj"):
         gif_lite.influence("not an objective", torch.zeros(3))  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------------------------ what operators rely on
+def test_kfac_refuses_tied_weights_and_models_in_a_batch_dependent_mode() -> None:
+    x, y = _images()
+    tied = _cnn()
+    twin = nn.Linear(5, 3).to(DT)
+    twin.weight = tied[-1].weight  # two layers, one weight: overlapping blocks
+    model = nn.Sequential(tied, nn.Tanh(), twin)
+    with pytest.raises(gif_lite.GifLiteError, match="shares a parameter"):
+        KFAC(model, (x, y))
+    bn = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.Flatten(), nn.Linear(72, 3)).to(DT)
+    bn[1].requires_grad_(False)
+    stats = bn[1].running_mean.clone()
+    with pytest.raises(gif_lite.GifLiteError, match=r"eval\(\)"):
+        EKFAC(bn.train(), (x, y))
+    assert torch.equal(bn[1].running_mean, stats)  # refused before any pass rewrote the statistics
+
+
+def test_a_resampling_operator_is_refused_where_one_fixed_matrix_is_needed() -> None:
+    obj, _ = _operator("objective")
+    op = StochasticHessian(obj, 8)  # per_call
+    g = torch.randn(op.num_params, generator=torch.Generator().manual_seed(2), dtype=DT)
+    for solve in (
+        lambda: gif_lite.influence(op, g, solver="minres"),
+        lambda: gif_lite.influence(op, g, solver="direct"),
+        lambda: gif_lite.generalized_influence(op, g, torch.arange(5)),
+        lambda: gif_lite.removal_effects(op, _images(3, seed=4), damping=0.1),
+        lambda: op.hessian(),
+    ):
+        with pytest.raises(gif_lite.GifLiteError, match="resample='fixed'"):
+            solve()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", gif_lite.ConvergenceWarning)
+        gif_lite.influence(op, g, solver="lissa", damping=1.0, max_iter=5)  # LiSSA is made for it
+
+
+def test_a_singular_operator_without_damping_is_not_reported_converged() -> None:
+    obj, _ = _operator("objective")
+    op = LowRank(obj, rank=5, steps=10)  # rank 5 of 200-odd: singular
+    g = torch.randn(op.num_params, generator=torch.Generator().manual_seed(3), dtype=DT)
+    with pytest.warns(gif_lite.ConvergenceWarning, match="singular"):
+        res = gif_lite.influence(op, g, solver="direct")
+    assert not res.converged and res.residual > 0.1
+    assert gif_lite.influence(op, g, solver="direct", damping=0.1).converged
