@@ -110,7 +110,8 @@ def example_gradients(
         return obj.loss_fn(functional_call(model, ps, (x.unsqueeze(0),)), y.unsqueeze(0))
 
     per_example = vmap(grad(one), in_dims=(None, 0, 0))
-    batches = [_check_data(data, "data")] if data is not None else list(obj.batches)
+    # the objective's own data in example order (a shuffled DataLoader would scramble the columns)
+    batches = [_check_data(data, "data")] if data is not None else list(checks.in_example_order(obj.batches))
     total = sum(int(x.shape[0]) for x, _ in batches)
     start = 0
     with progress_bar(total, "gradients", progress) as bar:

@@ -74,6 +74,7 @@ __all__ = [
     "check_solver_options",
     "check_subset",
     "check_vector",
+    "in_example_order",
     "model_device",
     "run_forward",
 ]
@@ -372,6 +373,18 @@ def _check_loader(data: torch.utils.data.DataLoader, name: str) -> None:
             f"{name} uses a custom sampler ({type(sampler).__name__}); the objective is only well defined "
             "if every pass visits the same examples"
         )
+
+
+def in_example_order(batches: Iterable[Any]) -> Iterable[Any]:
+    """``batches`` read in example order: a shuffled ``DataLoader`` is read again over its dataset without
+    shuffling (its batch size and collate function kept), so per-example results line up with the data."""
+    if isinstance(batches, torch.utils.data.DataLoader) and isinstance(
+        batches.sampler, torch.utils.data.RandomSampler
+    ):
+        return torch.utils.data.DataLoader(
+            batches.dataset, batch_size=batches.batch_size or 1, shuffle=False, collate_fn=batches.collate_fn
+        )
+    return batches
 
 
 def check_batches(

@@ -338,3 +338,18 @@ def test_the_per_example_removal_target_is_the_removal_problems_at_m_equal_1(
         ).g
         expect = t @ gl.influence(convex, g, solver="direct").delta
         assert rel_err(scores[:, i], expect) < 1e-10
+
+
+def test_a_shuffled_loader_gives_the_columns_in_example_order(convex: gl.Objective) -> None:
+    """The README accepts a shuffled DataLoader: attribution reads it in example order, so column ``i`` is
+    training example ``i`` as with the plain tensors."""
+    x, y = next(iter(convex.batches))
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=16, shuffle=True)
+    shuffled = gl.Objective(convex.model, F.cross_entropy, loader, weight_decay=convex.weight_decay)
+    test = (x[:4], y[:4])
+    expect = gl.removal_effects(convex, test, solver="direct")
+    assert rel_err(gl.removal_effects(shuffled, test, solver="direct"), expect) < 1e-10
+    assert (
+        rel_err(gl.self_influence(shuffled, solver="direct"), gl.self_influence(convex, solver="direct"))
+        < 1e-10
+    )
