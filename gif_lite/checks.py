@@ -73,6 +73,7 @@ __all__ = [
     "check_modes",
     "check_solver_options",
     "check_subset",
+    "check_symmetric",
     "check_vector",
     "in_example_order",
     "model_device",
@@ -777,6 +778,22 @@ def check_solver_options(
                 f"unknown option(s) {unknown} for solver={solver!r}; it takes {sorted(allowed) or 'no options'}"
             )
     return tol_f, iters, damp
+
+
+def check_symmetric(h: torch.Tensor, name: str) -> float:
+    """Warn when the dense curvature ``h`` is not symmetric to rounding (symmetrising it would hide it):
+    ``||h - h^T|| / ||h||`` above ``1e-6`` in float64, ``1e-2`` otherwise.  Returns that ratio."""
+    norm = float(h.norm())
+    asym = float((h - h.T).norm()) / norm if norm > 0 else 0.0
+    if asym > (1e-6 if h.dtype == torch.float64 else 1e-2):
+        _warn(
+            f"{name} is not symmetric (||H - H^T|| / ||H|| = {asym:.1e}), so it is not the Hessian of a "
+            "smooth loss; likely a module whose double backward torch computes wrongly (a parametrisation "
+            "such as weight_norm, a custom autograd Function) or a non-differentiable operation. gif_lite "
+            "uses its symmetric part",
+            stacklevel=4,
+        )
+    return asym
 
 
 def check_dense_block(rows: int, cols: int, dtype: torch.dtype, max_dense_params: int) -> None:

@@ -171,6 +171,7 @@ class CurvatureOperator:
     def hessian(self, chunk: int = 256) -> torch.Tensor:
         """The dense, symmetrised ``C`` (small models only)."""
         c = self.hessian_columns(torch.arange(self.num_params), chunk)
+        checks.check_symmetric(c, f"this {type(self).__name__}")
         return 0.5 * (c + c.T)
 
 

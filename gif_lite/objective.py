@@ -410,6 +410,7 @@ class Objective:
         cache = self.state_cache()
         if "hessian" not in cache:
             h = self._columns(torch.arange(self.num_params, device=self.device), chunk)
+            checks.check_symmetric(h, "the Hessian")
             cache["hessian"] = 0.5 * (h + h.T)
         return cache["hessian"].clone()
 
