@@ -305,7 +305,9 @@ def train_minibatch(
         recipe = Recipe(**{k: v for k, v in changes.items() if v is not None})
     else:
         recipe = recipe.but(**changes)
-    return _train_minibatch(model, loss_fn, data, recipe, seed, tol, measure_final, progress)
+    checks.check_data_pair(data)  # non-finite data is refused before the first step, not found at the end
+    with checks.atomic(model):  # a step that fails (a bad label in a late batch) leaves the model as it was
+        return _train_minibatch(model, loss_fn, data, recipe, seed, tol, measure_final, progress)
 
 
 def _train_minibatch(

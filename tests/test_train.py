@@ -274,3 +274,23 @@ def test_objective_value_is_the_objective(batch_size: int | None) -> None:
     assert float(by_hand) == pytest.approx(obj.loss(), rel=1e-13)
     assert torch.allclose(torch.cat([g.reshape(-1) for g in grads]), obj.gradient(), rtol=1e-12, atol=1e-14)
     assert float(gl.l2_penalty(params, 0.0)) == 0.0
+
+
+def test_train_minibatch_refuses_bad_data_before_training_and_never_loses_the_model() -> None:
+    """Non-finite inputs are refused before the first step; a label out of range in a late batch fails
+    that step, and the model comes back exactly as it was handed over (weights, mode, gradients)."""
+    import gif_lite.checks as gc
+
+    model = _small_model().double()
+    x, y = torch.randn(40, 3, dtype=torch.float64), torch.randint(0, 2, (40,))
+    before = gc.ModelState(model)
+    bad_x = x.clone()
+    bad_x[33, 1] = float("nan")
+    with pytest.raises(gl.GifLiteError, match="NaN"):
+        gt.train_minibatch(model, F.cross_entropy, (bad_x, y), epochs=2, batch_size=8, lr=0.1, progress=False)
+    assert gc.ModelState(model).same_as(before)
+    bad_y = y.clone()
+    bad_y[39] = 7  # only 2 classes: the last batch of the first epoch fails
+    with pytest.raises((IndexError, RuntimeError)):
+        gt.train_minibatch(model, F.cross_entropy, (x, bad_y), epochs=2, batch_size=8, lr=0.1, progress=False)
+    assert gc.ModelState(model).same_as(before)
