@@ -1,11 +1,17 @@
-"""Approximate curvature: operators that the estimators and solvers accept in place of the exact Hessian.
+"""Curvature operators: the one protocol every estimator and attribution solve with, and the approximations.
 
-Each operator is a symmetric ``num_params x num_params`` matrix ``C`` on the flat parameter vector with
-the part of :class:`~gif_lite.Objective`'s interface that the estimators use: ``num_params``, ``dtype``,
-``device``, ``hvp_calls``, ``hvp(v) = C v``, ``hessian()`` and ``hessian_columns(P)``.  So
-``influence(op, g)``, ``frozen_influence``, ``projected_influence`` and ``generalized_influence`` run
-unchanged on them (GIF's products with ``C[:,P]`` and ``C[:,P]^T`` are both ``hvp``, as ``C`` is symmetric),
-and ``solver="direct"`` uses the operator's own ``inverse_hvp`` when it has one.
+Every curvature is a symmetric ``num_params x num_params`` matrix ``C`` on the flat parameter vector that
+satisfies :class:`HessianOperator`: ``num_params``, ``dtype``, ``device``, ``num_examples``, ``hvp_calls``,
+``hvp(v) = C v``, ``matmat(V)`` (rows), ``hessian_columns(P)``, ``hessian()`` (size-guarded),
+``state_cache()``, optional ``inverse_hvp(v, damping)``, and ``objective``: the
+:class:`~gif_lite.Objective` it stands for, which supplies gradients.  The Objective itself is the exact
+operator (``C = H``); every other one is built from an Objective (``KFAC(obj)``, ``EKFAC(obj)``,
+``LowRank(obj, rank)``, ``StochasticHessian(obj, batch_size)``, ``DenseOperator(H, objective=obj)``).
+So ``influence(op, g)``, ``frozen_influence``, ``projected_influence``, ``generalized_influence``, the
+second-order estimators, ``removal_effects(op, test)`` and ``self_influence(op)`` run unchanged on any of
+them, equal to dense algebra on ``op.hessian() + damping * I``, and ``solver="direct"`` uses the
+operator's own ``inverse_hvp`` when it has one (EK-FAC attribution is ``removal_effects(EKFAC(obj), test,
+damping=gamma)``).
 
 * :class:`KFAC` and :class:`EKFAC` (Martens & Grosse 2015; Grosse & Martens 2016 for convolutions;
   George et al. 2018; Grosse et al. 2023): block-diagonal over the ``Linear`` and ``Conv2d`` layers, each
