@@ -701,6 +701,8 @@ class StochasticHessian(CurvatureOperator):
         return Objective(self.model, self.loss_fn, batch, self.weight_decay, hvp_method="double_backward")
 
     def _apply(self, vs: torch.Tensor) -> torch.Tensor:
+        if self.resample == "fixed" and vs.shape[0] > 1:  # one batch: its batched HVPs, one pass per block
+            return self._obj.hvp_batch(vs)
         rows = []
         for v in vs:
             if self.resample == "per_call":

@@ -319,7 +319,7 @@ def test_attribution_on_each_operator_equals_dense_algebra(name: str) -> None:
         for solver in solvers:
             if name == "subsampled" and solver != "direct" and est != "IF":
                 continue  # its products run one double backward per row: one iterative case is enough
-            kw = {"damping": lam, "tol": 1e-12} if solver != "direct" else {"damping": lam}
+            kw = {"damping": lam, "tol": 1e-10} if solver != "direct" else {"damping": lam}
             got = gif_lite.removal_effects(op, test, sub, est, solver, **kw)
             _close(f"{name} {est} {solver}", got, expect)
             _close(
