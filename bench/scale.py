@@ -4,8 +4,9 @@ Three tables, each measured side by side in one run (2 CPU threads, float32 unle
 
 1. EK-FAC attribution scores for the book's CNN (TinyCNN 8-16-32, 11,018 parameters, trained 4 Adam epochs on
    2,000 embedded Fashion-MNIST images, weight decay 1e-3): all 2,000 training images x 50 test images, score
-   ``grad l_test^T (G + lambda I)^-1 grad l_train``, ``lambda = 0.1 * mean EK-FAC eigenvalue`` (one absolute
-   value for every method).  Reference: the same with the exact damped Gauss-Newton matrix ``G`` of the mean
+   ``grad l_test^T (G + gamma I)^-1 grad l_train``, damping ``gamma = 0.1 * mean EK-FAC eigenvalue`` (one
+   absolute value for every method).  gif_lite's scores are the library's EK-FAC attribution, one call:
+   ``gl.removal_effects(gl.EKFAC(obj), test, damping=gamma)`` (times ``n - 1``, the removal's scale).  Reference: the same with the exact damped Gauss-Newton matrix ``G`` of the mean
    loss (dense, from per-example Jacobians in float32 blocks summed and solved in float64; it equals
    curvlinops' ``GGNLinearOperator`` to 1.3e-7) -- the matrix that every EK-FAC here approximates, at the
    same scale (kronfluence's factors and eigenvalue corrections are means over examples too, its per-example
@@ -213,16 +214,15 @@ def kronfluence_scores(model: nn.Module, train: tuple, test: tuple, damping: flo
 def gif_lite_scores(
     model: nn.Module, train: tuple, test: tuple, fisher: str, damping: float | None, seed: int = 0
 ) -> tuple[torch.Tensor, float]:
-    op = gl.EKFAC(
-        model,
-        [(train[0][s : s + 500], train[1][s : s + 500]) for s in range(0, len(train[0]), 500)],
-        fisher=fisher,  # type: ignore[arg-type]
-        seed=seed,
-    )
+    """gif_lite's EK-FAC attribution: ``removal_effects`` on the EK-FAC operator of the mean loss (no weight
+    decay), rescaled by ``n - 1`` to ``grad l_test^T (G + gamma I)^-1 grad l_train``."""
+    batches = [(train[0][s : s + 500], train[1][s : s + 500]) for s in range(0, len(train[0]), 500)]
+    obj = gl.Objective(model, F.cross_entropy, batches)
+    op = gl.EKFAC(obj, fisher=fisher, seed=seed)  # type: ignore[arg-type]
     if damping is None:
         damping = 0.1 * float(torch.cat([d.reshape(-1) for d in op.eigenvalues().values()]).mean())
-    test_pre = op.inverse_hvp(per_example_grads(model, *test), damping)
-    return (test_pre @ per_example_grads(model, *train).T).double(), damping
+    scores = gl.removal_effects(op, test, damping=damping, batch_size=500, progress=False)
+    return (scores * (obj.num_examples - 1)).double(), damping
 
 
 def mean_spearman(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -231,12 +231,7 @@ def mean_spearman(a: torch.Tensor, b: torch.Tensor) -> float:
 
 def layer_blocks(model: nn.Module) -> list[torch.Tensor]:
     """Flat indices of each module's own trainable parameters (a Linear/Conv2d layer: weight and bias)."""
-    blocks, start = [], 0
-    offsets = {}
-    for p in model.parameters():
-        if p.requires_grad:
-            offsets[id(p)] = start
-            start += p.numel()
+    blocks, offsets = [], gl.flat_offsets(model)
     for m in model.modules():
         own = [p for p in m.parameters(recurse=False) if p.requires_grad]
         if own:
@@ -351,10 +346,8 @@ def gif_table(
     g = gl.Objective(model, F.cross_entropy, (x[keep], y[keep])).gradient()
     p = g.abs().argsort(descending=True)[: max(1, int(0.05 * obj.num_params))].sort().values
 
-    def misfit(delta: torch.Tensor) -> float:
-        e = torch.zeros(obj.num_params, dtype=obj.dtype, device=device)
-        e[p] = delta.to(device, obj.dtype)
-        return float((obj.hvp(e) - g).norm() / g.norm())
+    def misfit(delta: torch.Tensor) -> float:  # always with the exact H
+        return gl.misfit(obj, g, delta.to(device, obj.dtype), p)
 
     rows = []
     with warnings.catch_warnings():
@@ -371,14 +364,14 @@ def gif_table(
             res, t = timed(lambda kw=kw: gl.generalized_influence(obj, g, p, **kw))
             rows.append([label, t, obj.hvp_calls - start, misfit(res.delta)])  # type: ignore[attr-defined]
         for label, build in [
-            ("EK-FAC (type-2) + LSQR", lambda: gl.EKFAC(model, (x, y))),
-            ("K-FAC (type-2) + LSQR", lambda: gl.KFAC(model, (x, y))),
+            ("EK-FAC (type-2) + LSQR", lambda: gl.EKFAC(obj)),
+            ("K-FAC (type-2) + LSQR", lambda: gl.KFAC(obj)),
             ("Arnoldi rank 20 + LSQR", lambda: gl.LowRank(obj, rank=20, steps=40)),
             ("Arnoldi rank 50 + LSQR", lambda: gl.LowRank(obj, rank=50, steps=100)),
         ]:
             start = obj.hvp_calls
 
-            def solve(build: Callable[[], gl.curvature.CurvatureOperator] = build) -> object:
+            def solve(build: Callable[[], gl.HessianOperator] = build) -> object:
                 op = build()
                 # keep the approximate least squares well posed
                 damp = 1e-3 * float(op.hvp(g).norm() / g.norm())

@@ -31,14 +31,17 @@ from __future__ import annotations
 import math
 import weakref
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 
+from . import checks
 from . import solvers as S
+from .curvature import HessianOperator, as_operator
+from .influence import ESTIMATOR_SPECS, DampedSystem, EstimatorSpec, SolveOptions
 from .objective import Data, Objective
 from .params import check_subset
-from .train import progress_enabled
+from .progress import progress_bar
 
 __all__ = [
     "ATTRIBUTION_ESTIMATORS",
@@ -50,25 +53,18 @@ __all__ = [
     "self_influence",
 ]
 
-ATTRIBUTION_ESTIMATORS = ("IF", "FIF", "PIF", "GIF")
+ATTRIBUTION_ESTIMATORS = tuple(ESTIMATOR_SPECS)
 #: ``solver="auto"`` factorises the dense Hessian when the (sub)system has at most this many unknowns.
 DENSE_AUTO_LIMIT = 5_000
 #: Bytes one chunk of per-example gradients may take when ``batch_size`` is not given (256 MiB).
 GRADIENT_MEMORY_BUDGET = 256 * 2**20
-
-_VALID_SOLVERS = {
-    "IF": ("auto", "direct", "cg", "minres"),
-    "FIF": ("auto", "direct", "cg", "minres"),
-    "PIF": ("auto", "direct", "cg", "minres"),
-    "GIF": ("auto", "direct", "lsqr"),
-}
 
 
 # ------------------------------------------------------------------------------------ per-example gradients
 def _chunk_size(batch_size: int | None, num_params: int, dtype: torch.dtype) -> int:
     if batch_size is not None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(
+            raise checks.GifLiteError(
                 f"batch_size must be a positive integer (examples per chunk), got {batch_size!r}"
             )
         return batch_size
@@ -80,14 +76,16 @@ def _check_data(data: Any, name: str) -> Data:
     if not (
         isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data)
     ):
-        raise TypeError(f"{name} must be an (inputs, targets) pair of tensors, got {type(data).__name__}")
+        raise checks.GifLiteTypeError(
+            f"{name} must be an (inputs, targets) pair of tensors, got {type(data).__name__}"
+        )
     x, y = data
     if x.shape[0] != y.shape[0]:
-        raise ValueError(
+        raise checks.GifLiteError(
             f"{name}: inputs and targets disagree on the number of examples, {x.shape[0]} vs {y.shape[0]}"
         )
     if x.shape[0] == 0:
-        raise ValueError(f"{name} is empty: it needs at least one example")
+        raise checks.GifLiteError(f"{name} is empty: it needs at least one example")
     return x, y
 
 
@@ -102,7 +100,6 @@ def example_gradients(
     examples (default: as many as fit in :data:`GRADIENT_MEMORY_BUDGET`), so memory stays bounded.
     """
     from torch.func import functional_call, grad, vmap
-    from tqdm.auto import tqdm
 
     model = obj.model
     names = [n for n, p in model.named_parameters() if p.requires_grad]
@@ -113,10 +110,11 @@ def example_gradients(
         return obj.loss_fn(functional_call(model, ps, (x.unsqueeze(0),)), y.unsqueeze(0))
 
     per_example = vmap(grad(one), in_dims=(None, 0, 0))
-    batches = [_check_data(data, "data")] if data is not None else list(obj.batches)
+    # the objective's own data in example order (a shuffled DataLoader would scramble the columns)
+    batches = [_check_data(data, "data")] if data is not None else list(checks.in_example_order(obj.batches))
     total = sum(int(x.shape[0]) for x, _ in batches)
     start = 0
-    with tqdm(total=total, desc="gradients", disable=not progress_enabled(progress), leave=False) as bar:
+    with progress_bar(total, "gradients", progress) as bar:
         for x, y in batches:
             for lo in range(0, x.shape[0], chunk):
                 xb = x[lo : lo + chunk].to(obj.device)
@@ -139,14 +137,15 @@ def _stack(obj: Objective, data: Data, batch_size: int | None, progress: bool | 
 
 
 # ------------------------------------------------------------------------------------ dense factors, cached
-_SEEN: weakref.WeakSet[Objective] = weakref.WeakSet()  # for clear_cache() of every objective
+_SEEN: weakref.WeakSet[Any] = weakref.WeakSet()  # for clear_cache() of every objective
 
 
-def _factors(obj: Objective) -> dict[tuple[Any, ...], Any]:
-    """Factorisations of ``obj``'s dense Hessian, kept in its :meth:`Objective.state_cache`, so they are
-    dropped exactly when the Hessian is (any parameter or buffer change, or ``release``)."""
-    _SEEN.add(obj)
-    return obj.state_cache().setdefault("attribution factors", {})
+def _factors(op: HessianOperator) -> dict[tuple[Any, ...], Any]:
+    """Factorisations of the dense curvature of ``op``, kept in its ``state_cache()``, so they are dropped
+    exactly when the curvature is (for an Objective: any parameter or buffer change, or ``release``)."""
+    if isinstance(op, Objective):
+        _SEEN.add(op)
+    return op.state_cache().setdefault("attribution factors", {})
 
 
 def clear_cache(obj: Objective | None = None) -> None:
@@ -156,11 +155,6 @@ def clear_cache(obj: Objective | None = None) -> None:
         o.release()
 
 
-def _dense_columns(obj: Objective, p: torch.Tensor | None) -> torch.Tensor:
-    """``H`` (built once per parameter value and cached on ``obj``) or ``H[:, P]`` (sliced from it)."""
-    return obj.hessian() if p is None else obj.hessian_columns(p)
-
-
 def _symmetric_factor(a: torch.Tensor) -> tuple[str, tuple[torch.Tensor, ...]]:
     """Cholesky when ``a`` is positive definite, else LU with partial pivoting (symmetric indefinite)."""
     chol, info = torch.linalg.cholesky_ex(a)
@@ -168,7 +162,7 @@ def _symmetric_factor(a: torch.Tensor) -> tuple[str, tuple[torch.Tensor, ...]]:
         return "cholesky", (chol,)
     lu, pivots, info = torch.linalg.lu_factor_ex(a)
     if int(info) != 0:
-        raise ValueError(
+        raise checks.GifLiteError(
             "the Hessian is singular, so removal effects are not defined; pass damping > 0, or use "
             "estimator='GIF' (least squares)"
         )
@@ -181,14 +175,17 @@ def _factor_solve(kind: str, parts: tuple[torch.Tensor, ...], b: torch.Tensor) -
     return torch.linalg.lu_solve(parts[0], parts[1], b)
 
 
-def _dense_square(obj: Objective, p: torch.Tensor | None, damping: float, b: torch.Tensor) -> torch.Tensor:
-    """``(H + damping I)^-1 B`` (``p`` None) or ``(H[P,P] + damping I)^-1 B``, factorised once and cached."""
-    store = _factors(obj)
-    key = ("square", damping, None if p is None else tuple(p.tolist()))
+def _key(system: DampedSystem, kind: str) -> tuple[Any, ...]:
+    p = system.p if system.spec.system != "full" else None
+    return (kind, system.damping, None if p is None else tuple(p.tolist()))
+
+
+def _dense_square(system: DampedSystem, b: torch.Tensor) -> torch.Tensor:
+    """``A^-1 B`` for the square system (``A`` or ``A[P,P]``), factorised once and cached."""
+    store = _factors(system.op)
+    key = _key(system, "square")
     if key not in store:
-        a = _dense_columns(obj, p)
-        a = a if p is None else a[p]
-        a = 0.5 * (a + a.T) + damping * torch.eye(a.shape[0], dtype=a.dtype, device=a.device)
+        a = system.dense_square()
         store[key] = (*_symmetric_factor(a), a)
     kind, parts, a = store[key][0], store[key][1], store[key][2]
     x = _factor_solve(kind, parts, b)
@@ -212,13 +209,12 @@ def _check_dense(a: torch.Tensor, x: torch.Tensor, b: torch.Tensor) -> None:
         )
 
 
-def _dense_gif(obj: Objective, p: torch.Tensor, damping: float, t_p: torch.Tensor) -> torch.Tensor:
-    """``pinv(A[:,P])^T T_P`` with ``A = H + damping I``, from one cached SVD of ``A[:,P]``."""
-    store = _factors(obj)
-    key = ("gif", damping, tuple(p.tolist()))
+def _dense_gif(system: DampedSystem, t_p: torch.Tensor) -> torch.Tensor:
+    """``pinv(A[:,P])^T T_P``, from one cached SVD of ``A[:,P]``."""
+    store = _factors(system.op)
+    key = _key(system, "gif")
     if key not in store:
-        a = _dense_columns(obj, p).clone()
-        a[p, torch.arange(p.numel(), device=p.device)] += damping
+        a = system.dense_columns()
         u, sv, vh = torch.linalg.svd(a, full_matrices=False)
         cut = sv.max() * max(a.shape) * torch.finfo(a.dtype).eps
         inv = torch.where(
@@ -230,96 +226,86 @@ def _dense_gif(obj: Objective, p: torch.Tensor, damping: float, t_p: torch.Tenso
 
 
 # ------------------------------------------------------------------------------------ the test-side solve
-def _embed_rows(x: torch.Tensor, p: torch.Tensor, num_params: int) -> torch.Tensor:
-    out = torch.zeros(num_params, x.shape[1], dtype=x.dtype, device=x.device)
-    out[p] = x
-    return out
-
-
 def _solve_columns(
-    obj: Objective,
+    op: HessianOperator,
     t: torch.Tensor,
-    estimator: str,
+    spec: EstimatorSpec,
     p: torch.Tensor | None,
-    solver: str,
-    damping: float,
-    tol: float,
-    max_iter: int | None,
+    opts: SolveOptions,
 ) -> torch.Tensor:
-    """``Y`` (num_params x s) with ``S = Y^T G``: the estimator's test-side solve for the columns of ``t``."""
-    k = obj.num_params
+    """``Y`` (num_params x s) with ``S = Y^T G``: the test-side solve of the estimator's system (its
+    :class:`~gif_lite.influence.EstimatorSpec`, as the single-vector estimators solve it) for the columns
+    of ``t``: the transpose of the estimator's map from ``g`` to the readout.
 
-    def hmm(v: torch.Tensor) -> torch.Tensor:  # (H + damping I) V for a block of columns
-        return obj.hvp_batch(v.T).T + damping * v
-
-    if estimator in ("IF", "PIF"):
-        b = t if p is None else _embed_rows(t[p], p, k)
+    IF solves ``A y = t``; PIF ``A y = t`` masked to ``P`` (the transpose of slicing); FIF
+    ``A[P,P] y_P = t[P]``; GIF the minimum-norm ``y`` with ``A[P,:] y = t[P]`` (the transpose of
+    ``pinv(A[:,P])``).
+    """
+    system = DampedSystem(op, spec, p, opts.damping)
+    solver, tol, max_iter = opts.solver, cast(float, opts.tol), opts.max_iter
+    if spec.system == "columns":
+        t_p = t[p]
         if solver == "direct":
-            return _dense_square(obj, None, damping, b)
-        if solver == "cg":
-            return S.block_cg(hmm, b, tol=tol, max_iter=max_iter).x
-        return S.batched_minres(hmm, b, tol=tol, max_iter=max_iter).x
-    assert p is not None
-    if estimator == "FIF":
-        if solver == "direct":
-            return _embed_rows(_dense_square(obj, p, damping, t[p]), p, k)
-
-        def hpp(x: torch.Tensor) -> torch.Tensor:
-            return hmm(_embed_rows(x, p, k))[p]
-
-        fn = S.block_cg if solver == "cg" else S.batched_minres
-        return _embed_rows(fn(hpp, t[p], tol=tol, max_iter=max_iter).x, p, k)
-    # GIF: the minimum-norm y with A[P,:] y = t[P]
+            return _dense_gif(system, t_p)
+        return S.batched_lsqr(system.rows_p, system.on_p, t_p, tol=tol, max_iter=max_iter).x
+    b = system.embed(t[p]) if spec.readout else system.rhs(t)
     if solver == "direct":
-        return _dense_gif(obj, p, damping, t[p])
-
-    def rows_p(y: torch.Tensor) -> torch.Tensor:  # A[P,:] y
-        return hmm(y)[p]
-
-    def cols_p(x: torch.Tensor) -> torch.Tensor:  # A[P,:]^T x = A[:,P] x
-        return hmm(_embed_rows(x, p, k))
-
-    return S.batched_lsqr(rows_p, cols_p, t[p], tol=tol, max_iter=max_iter).x
+        inverse = getattr(op, "inverse_hvp", None)
+        if spec.system == "full" and inverse is not None:  # K-FAC, EK-FAC, low rank: exact and cheap
+            y = inverse(b.T, opts.damping).T
+        else:
+            y = _dense_square(system, b)
+    else:
+        fn = S.block_cg if solver == "cg" else S.batched_minres
+        y = fn(system.square, b, tol=tol, max_iter=max_iter).x
+    return system.embed(y) if spec.system == "block" else y
 
 
 # ------------------------------------------------------------------------------------ public API
 def _setup(
-    obj: Objective,
+    obj: HessianOperator,
     subset: torch.Tensor | Sequence[int] | None,
     estimator: str,
     solver: str,
     damping: float,
     tol: float | None,
-) -> tuple[torch.Tensor | None, str, float]:
-    if not isinstance(obj, Objective):
-        raise TypeError(f"obj must be a gif_lite.Objective, got {type(obj).__name__}")
-    if estimator not in ATTRIBUTION_ESTIMATORS:
-        raise ValueError(f"unknown estimator {estimator!r}; valid: {', '.join(ATTRIBUTION_ESTIMATORS)}")
-    if estimator == "IF" and subset is not None:
-        raise ValueError(
+    max_iter: int | None,
+) -> tuple[HessianOperator, Objective, EstimatorSpec, torch.Tensor | None, SolveOptions]:
+    """Every input checked: the operator, the Objective behind it, the spec, ``P`` and the solve options."""
+    op = as_operator(obj)
+    spec = ESTIMATOR_SPECS.get(estimator) if isinstance(estimator, str) else None
+    if spec is None:
+        raise checks.GifLiteError(
+            f"unknown estimator {estimator!r}; valid: {', '.join(ATTRIBUTION_ESTIMATORS)}"
+        )
+    if not spec.needs_subset and subset is not None:
+        raise checks.GifLiteError(
             "estimator='IF' moves every parameter: drop subset, or pick estimator 'FIF', 'PIF' or 'GIF'"
         )
-    if estimator != "IF" and subset is None:
-        raise ValueError(
+    if spec.needs_subset and subset is None:
+        raise checks.GifLiteError(
             f"estimator={estimator!r} needs a subset P of parameter indices (e.g. from gif_lite.select)"
         )
-    if solver not in _VALID_SOLVERS[estimator]:
-        raise ValueError(
-            f"unknown solver {solver!r} for estimator {estimator!r}; valid: {', '.join(_VALID_SOLVERS[estimator])}"
+    if not isinstance(solver, str) or solver not in spec.batched_solvers:
+        raise checks.GifLiteError(
+            f"unknown solver {solver!r} for estimator {estimator!r}; valid: {', '.join(spec.batched_solvers)}"
         )
-    if not (damping >= 0.0 and damping < float("inf")):
-        raise ValueError(f"damping must be a finite number >= 0, got {damping}")
-    if obj.num_examples < 2:
-        raise ValueError("removal effects need at least 2 training examples (g_i divides by n - 1)")
-    p = None if subset is None else check_subset(subset, obj.num_params).to(obj.device)
-    if solver == "auto":
-        size = obj.num_params if estimator in ("IF", "PIF", "GIF") else int(p.numel()) if p is not None else 0
-        solver = "direct" if size <= DENSE_AUTO_LIMIT else "lsqr" if estimator == "GIF" else "minres"
-    if tol is None:
-        tol = 1e-10 if obj.dtype == torch.float64 else 1e-5
-    elif not tol > 0:
-        raise ValueError(f"tol must be > 0, got {tol}")
-    return p, solver, tol
+    opts = SolveOptions(solver, damping, tol, max_iter).checked(spec.batched_solvers, "auto")
+    if hasattr(op, "check_fixed"):  # a resampling operator is a new matrix per product
+        op.check_fixed("removal_effects / self_influence")
+    base = op.objective
+    if base.num_examples < 2:
+        raise checks.GifLiteError("removal effects need at least 2 training examples (g_i divides by n - 1)")
+    p = None if subset is None else check_subset(subset, op.num_params).to(op.device)
+    if opts.solver == "auto":
+        size = op.num_params if spec.system != "block" else int(p.numel()) if p is not None else 0
+        exact_inverse = spec.system == "full" and hasattr(op, "inverse_hvp")
+        if exact_inverse or size <= DENSE_AUTO_LIMIT:
+            solver = "direct"
+        else:
+            solver = spec.default_solver
+        opts = SolveOptions(solver, opts.damping, opts.tol, opts.max_iter)
+    return op, base, spec, p, SolveOptions(opts.solver, opts.damping, opts.tolerance(op.dtype), opts.max_iter)
 
 
 def _removal_rhs(obj: Objective, grads: torch.Tensor) -> torch.Tensor:
@@ -328,7 +314,7 @@ def _removal_rhs(obj: Objective, grads: torch.Tensor) -> torch.Tensor:
 
 
 def removal_effects(
-    obj: Objective,
+    obj: HessianOperator,
     test: Data,
     subset: torch.Tensor | Sequence[int] | None = None,
     estimator: str = "IF",
@@ -350,10 +336,10 @@ def removal_effects(
     ``"minres"`` (``"lsqr"`` for GIF).  ``batch_size`` examples per chunk of per-example gradients
     (default: :data:`GRADIENT_MEMORY_BUDGET`).  Positive scores: the example helped the test prediction.
     """
-    p, solver, tol = _setup(obj, subset, estimator, solver, damping, tol)
+    op, obj, spec, p, opts = _setup(obj, subset, estimator, solver, damping, tol, max_iter)
     test = _check_data(test, "test")
     t = _stack(obj, test, batch_size, progress)  # n_test x k
-    y = _solve_columns(obj, t.T.contiguous(), estimator, p, solver, damping, tol, max_iter)  # k x n_test
+    y = _solve_columns(op, t.T.contiguous(), spec, p, opts)  # k x n_test
     out = torch.empty(t.shape[0], obj.num_examples, dtype=obj.dtype, device=obj.device)
     for start, grads in example_gradients(obj, None, batch_size, progress):
         out[:, start : start + grads.shape[0]] = (_removal_rhs(obj, grads) @ y).T
@@ -361,7 +347,7 @@ def removal_effects(
 
 
 def self_influence(
-    obj: Objective,
+    obj: HessianOperator,
     subset: torch.Tensor | Sequence[int] | None = None,
     estimator: str = "IF",
     solver: str = "auto",
@@ -378,9 +364,9 @@ def self_influence(
     poisoned ones.  Arguments as in :func:`removal_effects`; the solves run one chunk of ``batch_size``
     training examples at a time (with ``"direct"`` the factorisation is shared by all chunks).
     """
-    p, solver, tol = _setup(obj, subset, estimator, solver, damping, tol)
+    op, obj, spec, p, opts = _setup(obj, subset, estimator, solver, damping, tol, max_iter)
     out = torch.empty(obj.num_examples, dtype=obj.dtype, device=obj.device)
     for start, grads in example_gradients(obj, None, batch_size, progress):
-        y = _solve_columns(obj, grads.T.contiguous(), estimator, p, solver, damping, tol, max_iter)
+        y = _solve_columns(op, grads.T.contiguous(), spec, p, opts)
         out[start : start + grads.shape[0]] = (_removal_rhs(obj, grads) * y.T).sum(1)
     return out

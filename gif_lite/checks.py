@@ -53,6 +53,7 @@ __all__ = [
     "GifLiteWarning",
     "ModelCallError",
     "ModelState",
+    "SubsetLike",
     "atomic",
     "bounded",
     "check_batches",
@@ -72,7 +73,9 @@ __all__ = [
     "check_modes",
     "check_solver_options",
     "check_subset",
+    "check_symmetric",
     "check_vector",
+    "in_example_order",
     "model_device",
     "run_forward",
 ]
@@ -373,6 +376,18 @@ def _check_loader(data: torch.utils.data.DataLoader, name: str) -> None:
         )
 
 
+def in_example_order(batches: Iterable[Any]) -> Iterable[Any]:
+    """``batches`` read in example order: a shuffled ``DataLoader`` is read again over its dataset without
+    shuffling (its batch size and collate function kept), so per-example results line up with the data."""
+    if isinstance(batches, torch.utils.data.DataLoader) and isinstance(
+        batches.sampler, torch.utils.data.RandomSampler
+    ):
+        return torch.utils.data.DataLoader(
+            batches.dataset, batch_size=batches.batch_size or 1, shuffle=False, collate_fn=batches.collate_fn
+        )
+    return batches
+
+
 def check_batches(
     data: object, name: str = "data"
 ) -> list[tuple[torch.Tensor, torch.Tensor]] | Iterable[Any]:
@@ -531,10 +546,14 @@ def check_loss_on(
 
 
 # ---------------------------------------------------------------------------------------------- indices
-def _index_tensor(value: object, name: str, *, what: str) -> torch.Tensor:
-    from .selection import Selection  # a Selection stands for its subset
+class SubsetLike:
+    """A base for objects that stand for a parameter subset (``gif_lite.Selection``): its ``subset``."""
 
-    if isinstance(value, Selection):
+    subset: torch.Tensor
+
+
+def _index_tensor(value: object, name: str, *, what: str) -> torch.Tensor:
+    if isinstance(value, SubsetLike):  # a Selection stands for its subset
         value = value.subset
     if isinstance(value, set | frozenset):
         value = sorted(value)
@@ -727,10 +746,11 @@ def check_solver_options(
     max_iter: object = None,
     damping: object = 0.0,
     options: Mapping[str, object] | None = None,
+    solver_fn: Callable[..., object] | None = None,
 ) -> tuple[float | None, int | None, float]:
     """The solver's name, ``tol`` (> 0 or None), ``max_iter`` (>= 1 or None), ``damping`` (>= 0) and
-    keyword ``options`` (only those the named solver's function takes; ``direct`` takes none, and
-    ``tol`` / ``max_iter``, checked all the same, do not apply to it)."""
+    keyword ``options`` (only the keyword-only options of ``solver_fn``, the named solver's function;
+    ``direct`` takes none, and ``tol`` / ``max_iter``, checked all the same, do not apply to it)."""
     if not isinstance(solver, str) or solver not in valid:
         raise GifLiteError(
             f"unknown solver {solver!r} for this estimator; valid: {', '.join(map(repr, valid))}"
@@ -746,11 +766,8 @@ def check_solver_options(
                 "(or choose an iterative solver)"
             )
         return tol_f, iters, damp
-    from . import solvers
-
-    fn = getattr(solvers, solver, None)
-    if fn is not None and options:
-        params = inspect.signature(fn).parameters
+    if solver_fn is not None and options:
+        params = inspect.signature(solver_fn).parameters
         allowed = {k for k, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY} - {
             "tol",
             "max_iter",
@@ -761,6 +778,22 @@ def check_solver_options(
                 f"unknown option(s) {unknown} for solver={solver!r}; it takes {sorted(allowed) or 'no options'}"
             )
     return tol_f, iters, damp
+
+
+def check_symmetric(h: torch.Tensor, name: str) -> float:
+    """Warn when the dense curvature ``h`` is not symmetric to rounding (symmetrising it would hide it):
+    ``||h - h^T|| / ||h||`` above ``1e-6`` in float64, ``1e-2`` otherwise.  Returns that ratio."""
+    norm = float(h.norm())
+    asym = float((h - h.T).norm()) / norm if norm > 0 else 0.0
+    if asym > (1e-6 if h.dtype == torch.float64 else 1e-2):
+        _warn(
+            f"{name} is not symmetric (||H - H^T|| / ||H|| = {asym:.1e}), so it is not the Hessian of a "
+            "smooth loss; likely a module whose double backward torch computes wrongly (a parametrisation "
+            "such as weight_norm, a custom autograd Function) or a non-differentiable operation. gif_lite "
+            "uses its symmetric part",
+            stacklevel=4,
+        )
+    return asym
 
 
 def check_dense_block(rows: int, cols: int, dtype: torch.dtype, max_dense_params: int) -> None:

@@ -18,32 +18,35 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Literal, cast
 
 import torch
 
 from . import checks
 from . import solvers as S
-from .curvature import CurvatureOperator
+from .curvature import HessianOperator, as_operator
 from .objective import Objective
 from .params import check_subset, embed
 from .types import MatVec, Subset
 
 __all__ = [
     "ESTIMATORS",
+    "ESTIMATOR_SPECS",
+    "DampedSystem",
+    "EstimatorSpec",
     "Estimators",
     "InfluenceResult",
+    "SolveOptions",
+    "default_tol",
     "frozen_influence",
     "generalized_influence",
     "influence",
+    "misfit",
     "project",
     "projected_influence",
     "second_order_influence",
     "second_order_relabel_influence",
 ]
-
-#: What the estimators solve with: the exact objective or an approximate curvature operator.
-_Curvature = Objective | CurvatureOperator
 
 
 @dataclass
@@ -72,38 +75,143 @@ class InfluenceResult:
         return self.delta if self.subset is None else embed(self.delta, self.subset, num_params)
 
 
+# ------------------------------------------------------------------------------------ the specification
+@dataclass(frozen=True)
+class EstimatorSpec:
+    """Which system an estimator solves, and what it reads out: the one definition that the single-vector
+    estimators here and the batched attribution of :mod:`gif_lite.attribution` both follow.
+
+    With ``A = C + damping I`` (``C`` the curvature: the Hessian or an operator standing for it):
+    ``system="full"`` solves ``A x = g``; ``"block"`` solves ``A[P,P] x = g[P]``; ``"columns"`` solves the
+    least squares ``min ||A[:,P] x - g||``.  ``readout=True`` keeps ``x[P]`` of a full solve (PIF).
+    ``solvers`` are those of the single-vector path, ``batched_solvers`` those of attribution.
+    """
+
+    name: str
+    system: Literal["full", "block", "columns"]
+    readout: bool
+    solvers: tuple[str, ...]
+    batched_solvers: tuple[str, ...]
+    default_solver: str
+
+    @property
+    def needs_subset(self) -> bool:
+        return self.system != "full" or self.readout
+
+
+_BATCHED_SQUARE = ("auto", "direct", "cg", "minres")
+#: IF, FIF, PIF and GIF, each specified once.
+ESTIMATOR_SPECS: dict[str, EstimatorSpec] = {
+    "IF": EstimatorSpec("IF", "full", False, S.SQUARE_SOLVERS, _BATCHED_SQUARE, "minres"),
+    "FIF": EstimatorSpec("FIF", "block", False, S.SQUARE_SOLVERS, _BATCHED_SQUARE, "minres"),
+    "PIF": EstimatorSpec("PIF", "full", True, S.SQUARE_SOLVERS, _BATCHED_SQUARE, "minres"),
+    "GIF": EstimatorSpec(
+        "GIF", "columns", False, S.LEAST_SQUARES_SOLVERS, ("auto", "direct", "lsqr"), "lsqr"
+    ),
+}
+
+
+def default_tol(dtype: torch.dtype) -> float:
+    """The one default tolerance: 1e-10 in float64 (tight enough for the 1e-6 oracle checks), 1e-5 otherwise."""
+    return 1e-10 if dtype == torch.float64 else 1e-5
+
+
+@dataclass(frozen=True)
+class SolveOptions:
+    """The options of one solve, checked once (see :func:`gif_lite.checks.check_solver_options`):
+    ``solver`` (None: the estimator's default), ``damping`` (>= 0), ``tol`` (None: :func:`default_tol` of
+    the dtype), ``max_iter`` (None: the solver's default) and the named solver's own keyword ``extra``."""
+
+    solver: str | None = None
+    damping: float = 0.0
+    tol: float | None = None
+    max_iter: int | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def checked(self, valid: tuple[str, ...], default: str) -> SolveOptions:
+        """These options with the solver named and every value checked against ``valid`` solvers."""
+        solver = default if self.solver is None else self.solver
+        fn = getattr(S, solver, None) if isinstance(solver, str) else None
+        tol, max_iter, damping = checks.check_solver_options(
+            solver, valid, tol=self.tol, max_iter=self.max_iter, damping=self.damping, options=self.extra,
+            solver_fn=fn if callable(fn) else None,
+        )  # fmt: skip
+        return SolveOptions(solver, damping, tol, max_iter, dict(self.extra))
+
+    def tolerance(self, dtype: torch.dtype) -> float:
+        return self.tol if self.tol is not None else default_tol(dtype)
+
+
+class DampedSystem:
+    """``A = C + damping I`` on a parameter subset ``P``, as an estimator's :class:`EstimatorSpec` sees it.
+
+    Every product is a curvature product of ``op``: one vector at a time (``op.hvp``) or a block of
+    columns at once (``op.matmat``), so the single-vector estimators and batched attribution run the
+    same maps.  ``on_p(x) = A[:,P] x``, ``rows_p(y) = A[P,:] y``, ``square`` the square map of a full or
+    block system, ``dense_square()`` / ``dense_columns()`` the dense matrices of ``solver="direct"``.
+    """
+
+    def __init__(
+        self, op: HessianOperator, spec: EstimatorSpec, p: torch.Tensor | None, damping: float
+    ) -> None:
+        self.op, self.spec, self.p, self.damping = op, spec, p, damping
+        self.k = op.num_params
+
+    def apply(self, v: torch.Tensor) -> torch.Tensor:
+        """``A v`` for a vector, or for every column of a ``(num_params, s)`` block."""
+        if v.dim() == 1:
+            return self.op.hvp(v) + self.damping * v
+        return self.op.matmat(v.T).T + self.damping * v
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` (entries or rows on ``P``) scattered into zeros over all parameters."""
+        assert self.p is not None
+        if x.dim() == 1:
+            return embed(x, self.p, self.k)
+        out = torch.zeros(self.k, x.shape[1], dtype=x.dtype, device=x.device)
+        out[self.p] = x
+        return out
+
+    def on_p(self, x: torch.Tensor) -> torch.Tensor:
+        return self.apply(self.embed(x))
+
+    def rows_p(self, y: torch.Tensor) -> torch.Tensor:
+        return self.apply(y)[self.p]
+
+    def square(self, x: torch.Tensor) -> torch.Tensor:
+        """``A x`` (full system) or ``A[P,P] x`` (block system)."""
+        return self.apply(x) if self.spec.system == "full" else self.rows_p(self.embed(x))
+
+    def rhs(self, g: torch.Tensor) -> torch.Tensor:
+        """The right-hand side of the spec's system for the target ``g``."""
+        return g[self.p] if self.spec.system == "block" else g
+
+    def dense_square(self) -> torch.Tensor:
+        """``A`` or ``A[P,P]``, dense and symmetrised."""
+        if self.spec.system == "full":
+            a = self.op.hessian()
+        else:
+            assert self.p is not None
+            a = self.op.hessian_columns(self.p)[self.p]
+        return 0.5 * (a + a.T) + self.damping * torch.eye(a.shape[0], dtype=a.dtype, device=a.device)
+
+    def dense_columns(self) -> torch.Tensor:
+        """``A[:,P]``, dense."""
+        assert self.p is not None
+        a = self.op.hessian_columns(self.p).clone()
+        a[self.p, torch.arange(self.p.numel(), device=self.p.device)] += self.damping
+        return a
+
+
 # ------------------------------------------------------------------------------------ checks
-def _prepare(
-    obj: _Curvature,
-    g: torch.Tensor,
-    damping: float,
-    solver: str,
-    valid: tuple[str, ...],
-    tol: float | None = None,
-    max_iter: int | None = None,
-    solver_kwargs: dict[str, Any] | None = None,
-) -> torch.Tensor:
-    """Check every input (see :mod:`gif_lite.checks`) and return ``g`` detached, in the objective's dtype."""
-    if not isinstance(obj, (Objective, CurvatureOperator)):
-        raise checks.GifLiteTypeError(
-            f"obj must be a gif_lite.Objective or a curvature operator, got {type(obj).__name__}"
-        )
-    checks.check_solver_options(
-        solver, valid, tol=tol, max_iter=max_iter, damping=damping, options=solver_kwargs
-    )
-    checks.check_vector(g, obj.num_params, "g", device=obj.device)
-    return g.detach().to(obj.dtype)
-
-
-def _tol(tol: float | None, g: torch.Tensor) -> float:
-    """Default tolerance: 1e-10 in float64 (tight enough for the 1e-6 oracle checks), 1e-5 otherwise."""
-    if tol is not None:
-        return tol
-    return 1e-10 if g.dtype == torch.float64 else 1e-5
+def _prepare(op: HessianOperator, g: torch.Tensor) -> torch.Tensor:
+    """``g`` checked (see :mod:`gif_lite.checks`), detached, in the operator's dtype."""
+    checks.check_vector(g, op.num_params, "g", device=op.device)
+    return g.detach().to(op.dtype)
 
 
 def _result(
-    sol: S.SolveResult, solver: str, obj: _Curvature, start: int, subset: torch.Tensor | None
+    sol: S.SolveResult, solver: str, obj: HessianOperator, start: int, subset: torch.Tensor | None
 ) -> InfluenceResult:
     return InfluenceResult(
         delta=sol.x.detach(),
@@ -125,7 +233,7 @@ def _solve_square(
     solver: str,
     tol: float,
     max_iter: int | None,
-    solver_kwargs: dict[str, Any],
+    solver_kwargs: Mapping[str, Any],
 ) -> S.SolveResult:
     """Solve ``A x = b`` for symmetric ``A`` with the named solver."""
     if solver == "direct":
@@ -139,9 +247,45 @@ def _solve_square(
     return S.lsqr(matvec, matvec, b, tol=tol, max_iter=max_iter, **solver_kwargs)
 
 
+def _estimate(
+    name: str, obj: HessianOperator, g: torch.Tensor, subset: Subset | None, options: SolveOptions
+) -> InfluenceResult:
+    """The estimator ``name`` (its :class:`EstimatorSpec`) for one target ``g``; every input checked first."""
+    spec = ESTIMATOR_SPECS[name]
+    op = as_operator(obj)
+    opts = options.checked(spec.solvers, spec.default_solver)
+    g = _prepare(op, g)
+    p = checks.check_subset(subset, op.num_params, device=g.device) if spec.needs_subset else None
+    solver, tol, kw = cast(str, opts.solver), opts.tolerance(g.dtype), opts.extra
+    if solver != "lissa" and hasattr(op, "check_fixed"):  # a resampling operator is a new matrix per product
+        op.check_fixed(f"solver={solver!r}")
+    system = DampedSystem(op, spec, p, opts.damping)
+    start = op.hvp_calls
+    if spec.system == "columns":
+        if solver == "direct":
+            sol = S.direct(system.dense_columns(), g, least_squares=True)
+        elif solver == "landweber":
+            sol = S.landweber(system.on_p, system.rows_p, g, tol=tol, max_iter=opts.max_iter or 200, **kw)
+        else:
+            sol = S.lsqr(system.on_p, system.rows_p, g, tol=tol, max_iter=opts.max_iter, **kw)
+    elif solver == "direct" and spec.system == "full" and hasattr(op, "inverse_hvp"):
+        # a structured operator (K-FAC, low rank) inverts exactly
+        x = op.inverse_hvp(g, opts.damping)
+        r = float((g - op.hvp(x) - opts.damping * x).norm()) / max(float(g.norm()), 1e-300)
+        sol = S.SolveResult(x, 1, r, r <= tol, [r], 1, misfit=r)
+        if not sol.converged:  # a singular operator without damping: its pseudo-inverse is no solution
+            sol = S.finish(
+                "direct (the operator's inverse)", sol, tol, "The operator is singular: add damping."
+            )
+    else:
+        sol = _solve_square(system.square, system.rhs(g), system.dense_square, solver, tol, opts.max_iter, kw)
+    res = _result(sol, solver, op, start, None if spec.system == "full" else p)
+    return project(res, cast(torch.Tensor, p)) if spec.readout else res
+
+
 # ------------------------------------------------------------------------------------ estimators
 def influence(
-    obj: _Curvature,
+    obj: HessianOperator,
     g: torch.Tensor,
     solver: str = "minres",
     damping: float = 0.0,
@@ -149,28 +293,12 @@ def influence(
     max_iter: int | None = None,
     **solver_kwargs: Any,
 ) -> InfluenceResult:
-    """IF: ``delta = (H + damping I)^-1 g`` over all parameters."""
-    g = _prepare(obj, g, damping, solver, S.SQUARE_SOLVERS, tol, max_iter, solver_kwargs)
-    tol = _tol(tol, g)
-    start = obj.hvp_calls
-
-    def dense() -> torch.Tensor:
-        return obj.hessian() + damping * torch.eye(obj.num_params, dtype=g.dtype, device=g.device)
-
-    inverse = getattr(obj, "inverse_hvp", None)
-    if solver == "direct" and inverse is not None:  # a structured operator (K-FAC, low rank) inverts exactly
-        x = inverse(g, damping)
-        r = float((g - obj.hvp(x) - damping * x).norm()) / max(float(g.norm()), 1e-300)
-        sol = S.SolveResult(x, 1, r, True, [r], 1, misfit=r)
-    else:
-        sol = _solve_square(
-            lambda v: obj.hvp(v) + damping * v, g, dense, solver, tol, max_iter, solver_kwargs
-        )
-    return _result(sol, solver, obj, start, None)
+    """IF: ``delta = (H + damping I)^-1 g`` over all parameters (``H``: ``obj``, any curvature operator)."""
+    return _estimate("IF", obj, g, None, SolveOptions(solver, damping, tol, max_iter, solver_kwargs))
 
 
 def frozen_influence(
-    obj: _Curvature,
+    obj: HessianOperator,
     g: torch.Tensor,
     subset: Subset,
     solver: str = "minres",
@@ -180,24 +308,11 @@ def frozen_influence(
     **solver_kwargs: Any,
 ) -> InfluenceResult:
     """FIF: ``delta = (H[P,P] + damping I)^-1 g[P]``, the influence of a model whose other parameters are frozen."""
-    g = _prepare(obj, g, damping, solver, S.SQUARE_SOLVERS, tol, max_iter, solver_kwargs)
-    tol = _tol(tol, g)
-    p = checks.check_subset(subset, obj.num_params, device=g.device)
-    start = obj.hvp_calls
-
-    def matvec(x: torch.Tensor) -> torch.Tensor:
-        return obj.hvp(embed(x, p, obj.num_params))[p] + damping * x
-
-    def dense() -> torch.Tensor:
-        h_pp = obj.hessian_columns(p)[p]
-        return 0.5 * (h_pp + h_pp.T) + damping * torch.eye(p.numel(), dtype=g.dtype, device=g.device)
-
-    sol = _solve_square(matvec, g[p], dense, solver, tol, max_iter, solver_kwargs)
-    return _result(sol, solver, obj, start, p)
+    return _estimate("FIF", obj, g, subset, SolveOptions(solver, damping, tol, max_iter, solver_kwargs))
 
 
 def projected_influence(
-    obj: _Curvature,
+    obj: HessianOperator,
     g: torch.Tensor,
     subset: Subset,
     solver: str = "minres",
@@ -207,10 +322,34 @@ def projected_influence(
     **solver_kwargs: Any,
 ) -> InfluenceResult:
     """PIF: ``delta = ((H + damping I)^-1 g)[P]``, full influence restricted to the subset."""
-    _prepare(obj, g, damping, solver, S.SQUARE_SOLVERS, tol, max_iter, solver_kwargs)  # all checked first
-    checks.check_subset(subset, obj.num_params, device=obj.device)
-    res = influence(obj, g, solver=solver, damping=damping, tol=tol, max_iter=max_iter, **solver_kwargs)
-    return project(res, subset)
+    return _estimate("PIF", obj, g, subset, SolveOptions(solver, damping, tol, max_iter, solver_kwargs))
+
+
+def misfit(
+    obj: HessianOperator,
+    g: torch.Tensor,
+    delta: torch.Tensor,
+    subset: Subset | None = None,
+    damping: float = 0.0,
+) -> float:
+    """``||(H + damping I) embed(delta) - g|| / ||g||``: the share of the target ``g`` that the update
+    ``delta`` (on ``subset``, or on every parameter) leaves uncancelled, with ``H`` the curvature of ``obj``
+    (one product).  For GIF it is the least-squares residual that :attr:`InfluenceResult.misfit` reports;
+    for any other update (FIF, PIF, a rescaled step) the same yardstick."""
+    op = as_operator(obj)
+    g = _prepare(op, g)
+    damping = checks.check_finite_number(damping, "damping", low=0.0)
+    if subset is None:
+        checks.check_vector(delta, op.num_params, "delta", device=op.device)
+        full = delta.detach().to(op.dtype)
+    else:
+        p = checks.check_subset(subset, op.num_params, device=op.device)
+        checks.check_vector(delta, p.numel(), "delta (one entry per index of the subset)", device=op.device)
+        full = embed(delta.detach().to(op.dtype), p, op.num_params)
+    hv = op.hvp(full)
+    if damping:
+        hv = hv + damping * full
+    return float((hv - g).norm() / g.norm())
 
 
 def project(full: InfluenceResult, subset: Subset) -> InfluenceResult:
@@ -225,7 +364,7 @@ def project(full: InfluenceResult, subset: Subset) -> InfluenceResult:
 
 
 def generalized_influence(
-    obj: _Curvature,
+    obj: HessianOperator,
     g: torch.Tensor,
     subset: Subset,
     solver: str = "lsqr",
@@ -239,31 +378,11 @@ def generalized_influence(
     Matrix-free: ``H[:,P] x = H (x on P)`` and ``H[:,P]^T y = (H y)[P]`` cost one HVP each, so an LSQR
     iteration costs two.  ``solver="landweber"`` runs the paper's iteration (default 200 steps).
     """
-    g = _prepare(obj, g, damping, solver, S.LEAST_SQUARES_SOLVERS, tol, max_iter, solver_kwargs)
-    tol = _tol(tol, g)
-    p = checks.check_subset(subset, obj.num_params, device=g.device)
-    start = obj.hvp_calls
-
-    def matvec(x: torch.Tensor) -> torch.Tensor:
-        e = embed(x, p, obj.num_params)
-        return obj.hvp(e) + damping * e
-
-    def rmatvec(y: torch.Tensor) -> torch.Tensor:
-        return obj.hvp(y)[p] + damping * y[p]
-
-    if solver == "direct":
-        h_p = obj.hessian_columns(p)
-        h_p[p, torch.arange(p.numel(), device=p.device)] += damping
-        sol = S.direct(h_p, g, least_squares=True)
-    elif solver == "landweber":
-        sol = S.landweber(matvec, rmatvec, g, tol=tol, max_iter=max_iter or 200, **solver_kwargs)
-    else:
-        sol = S.lsqr(matvec, rmatvec, g, tol=tol, max_iter=max_iter, **solver_kwargs)
-    return _result(sol, solver, obj, start, p)
+    return _estimate("GIF", obj, g, subset, SolveOptions(solver, damping, tol, max_iter, solver_kwargs))
 
 
 def second_order_influence(
-    obj: Objective,
+    obj: HessianOperator,
     group_obj: Objective,
     fraction: float,
     solver: str = "minres",
@@ -286,7 +405,7 @@ def second_order_influence(
     :func:`influence` and apply to both of its solves.
     """
     _check_groups(obj, {"group_obj": group_obj}, fraction)
-    if group_obj.weight_decay != obj.weight_decay:
+    if group_obj.weight_decay != obj.objective.weight_decay:
         raise checks.GifLiteError("group_obj must use the same weight_decay as obj (g_U and H_U include it)")
     solve: dict[str, Any] = {
         "solver": solver,
@@ -304,11 +423,11 @@ def second_order_influence(
     return _two_solves(first, second, q * x1 + q * q * second.delta)
 
 
-def _check_groups(obj: Objective, groups: dict[str, Objective], fraction: float) -> None:
-    """Group objectives on the very model of ``obj``, and ``fraction`` in (0, 1), equal to ``m / n`` when ``obj``
-    holds the full data (at least ``m / fraction`` examples; fewer means a subsampled Hessian, not checked)."""
-    if not isinstance(obj, Objective):
-        raise checks.GifLiteTypeError(f"obj must be a gif_lite.Objective, got {type(obj).__name__}")
+def _check_groups(op: HessianOperator, groups: dict[str, Objective], fraction: float) -> None:
+    """Group objectives on the very model of ``obj`` (an Objective, or an operator standing for one), and
+    ``fraction`` in (0, 1), equal to ``m / n`` when ``obj`` holds the full data (at least ``m / fraction``
+    examples; fewer means a subsampled Hessian, not checked)."""
+    obj = as_operator(op).objective
     fraction = checks.check_finite_number(fraction, "fraction", low=0.0, low_open=True)
     if not fraction < 1.0:
         raise checks.GifLiteError(f"fraction = m / n must lie in (0, 1), got {fraction}")
@@ -320,7 +439,7 @@ def _check_groups(obj: Objective, groups: dict[str, Objective], fraction: float)
                 f"{name} must be an Objective on the same model as obj (the same parameter tensors); build "
                 f"it with obj.model"
             )
-        m, n = group.num_examples, obj.num_examples
+        m, n = group.num_examples, op.num_examples
         # obj may be a subsample of the training data (a Hessian estimated on fewer examples than the n
         # behind fraction = m / n); when it holds at least m / fraction examples it is the full data,
         # and then fraction must be m / n (e.g. not m / (n - m))
@@ -347,7 +466,7 @@ def _two_solves(first: InfluenceResult, second: InfluenceResult, delta: torch.Te
 
 
 def second_order_relabel_influence(
-    obj: Objective,
+    obj: HessianOperator,
     old_group: Objective,
     new_group: Objective,
     fraction: float,
@@ -422,14 +541,16 @@ class Estimators:
     ) -> None:
         self.options = dict(options or {})
         self.gif_options = dict(self.options if gif_options is None else gif_options)
-        self._last: tuple[Objective, torch.Tensor, InfluenceResult] | None = None
+        self._key = ("Estimators IF solve", object())  # this instance's entry in each objective's state cache
 
     def full_solve(self, obj: Objective, g: torch.Tensor) -> InfluenceResult:
-        """IF on ``(obj, g)``, solved once and remembered until either changes."""
-        last = self._last
-        if last is None or last[0] is not obj or not torch.equal(last[1], g):
-            self._last = last = (obj, g.detach().clone(), influence(obj, g, **self.options))
-        return last[2]
+        """IF on ``(obj, g)``, solved once and remembered on ``obj.state_cache()``: kept while ``g`` and the
+        parameters stay the same, dropped as soon as either changes (an update, a training step)."""
+        cache = obj.state_cache()
+        last = cache.get(self._key)
+        if last is None or not torch.equal(last[0], g):
+            cache[self._key] = last = (g.detach().clone(), influence(obj, g, **self.options))
+        return last[1]
 
     def __call__(
         self, name: str, obj: Objective, g: torch.Tensor, subset: Subset | None = None

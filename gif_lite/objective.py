@@ -358,7 +358,7 @@ class Objective:
         """
         if not isinstance(vs, torch.Tensor) or vs.dim() != 2 or vs.shape[1] != self.num_params:
             shape = tuple(vs.shape) if isinstance(vs, torch.Tensor) else type(vs).__name__
-            raise ValueError(f"vs must be a 2-D tensor of shape (s, {self.num_params}), got {shape}")
+            raise checks.GifLiteError(f"vs must be a 2-D tensor of shape (s, {self.num_params}), got {shape}")
         vs = vs.to(self.device, self.dtype)
         s = vs.shape[0]
         if s == 0:
@@ -385,6 +385,16 @@ class Objective:
             )
         return out
 
+    def matmat(self, vs: torch.Tensor) -> torch.Tensor:
+        """``H v`` for every row of ``vs``: :meth:`hvp_batch`, under the name every curvature operator shares."""
+        self._check_state()
+        return self.hvp_batch(vs)
+
+    @property
+    def objective(self) -> Objective:
+        """The objective itself: the exact curvature operator stands for itself (see ``gl.HessianOperator``)."""
+        return self
+
     # ------------------------------------------------------------------ dense oracle
     def hessian(self, chunk: int = HESSIAN_CHUNK) -> torch.Tensor:
         """The dense, symmetrised Hessian (num_params x num_params): small models only.
@@ -400,6 +410,7 @@ class Objective:
         cache = self.state_cache()
         if "hessian" not in cache:
             h = self._columns(torch.arange(self.num_params, device=self.device), chunk)
+            checks.check_symmetric(h, "the Hessian")
             cache["hessian"] = 0.5 * (h + h.T)
         return cache["hessian"].clone()
 

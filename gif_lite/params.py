@@ -23,12 +23,14 @@ __all__ = [
     "check_vector",
     "count_parameters",
     "embed",
+    "flat_offsets",
     "flat_params",
     "keep_mask",
     "param_layout",
     "reset_parameters",
     "set_flat_params",
     "trainable_parameters",
+    "weight_layers",
 ]
 
 
@@ -103,6 +105,24 @@ def param_layout(model: nn.Module) -> ParamLayout:
         offsets=tuple(offsets),
         num_params=start,
     )
+
+
+def flat_offsets(model: nn.Module) -> dict[int, int]:
+    """``id(parameter)`` -> its start in the flat vector, for every trainable tensor (by tensor identity,
+    never by position: the one map from a layer's tensors to their flat indices)."""
+    layout = param_layout(model)
+    return {id(p): off for p, off in zip(trainable_parameters(model), layout.offsets, strict=True)}
+
+
+def weight_layers(model: nn.Module) -> list[tuple[str, nn.Linear | nn.Conv2d]]:
+    """Every ``Linear`` / ``Conv2d`` whose weight is trainable, ``(name, module)`` in ``named_modules`` order:
+    the layers K-FAC factorises and neuron-wise selection ranks (each checks what else it needs)."""
+    trainable = {id(p) for p in trainable_parameters(model)}
+    return [
+        (name, m)
+        for name, m in model.named_modules()
+        if isinstance(m, nn.Linear | nn.Conv2d) and id(m.weight) in trainable
+    ]
 
 
 def flat_params(model: nn.Module) -> torch.Tensor:

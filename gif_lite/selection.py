@@ -63,7 +63,7 @@ import torch
 from torch import nn
 
 from . import checks
-from .params import count_parameters, param_layout, trainable_parameters
+from .params import count_parameters, flat_offsets, param_layout, trainable_parameters, weight_layers
 from .types import LossFn
 
 __all__ = [
@@ -117,7 +117,7 @@ class LayerSelection:
 
 
 @dataclass(frozen=True, eq=False)
-class Selection:
+class Selection(checks.SubsetLike):
     """A parameter subset with its per-layer breakdown.  ``len(sel)`` is the subset size."""
 
     subset: torch.Tensor
@@ -182,20 +182,11 @@ class _Layer:
         return None if self.bias_offset is None else (self.bias_offset, self.bias_offset + self.neurons)
 
 
-def _flat_offsets(model: nn.Module) -> dict[int, int]:
-    """Map ``id(parameter)`` to its start in the flat vector, by tensor identity (never by position)."""
-    layout = param_layout(model)
-    params = trainable_parameters(model)
-    return {id(p): off for p, off in zip(params, layout.offsets, strict=True)}
-
-
 def _candidate_layers(model: nn.Module, offsets: dict[int, int]) -> list[_Layer]:
     """Every Linear/Conv2d with a trainable weight, in ``named_modules`` order."""
     layers: list[_Layer] = []
     owner: dict[int, str] = {}
-    for name, module in model.named_modules():
-        if not isinstance(module, _LAYER_TYPES) or id(module.weight) not in offsets:
-            continue
+    for name, module in weight_layers(model):
         bias = module.bias
         has_bias = bias is not None and id(bias) in offsets
         for p in (module.weight, bias) if has_bias else (module.weight,):
@@ -474,7 +465,7 @@ def _largest_gradient_entries(
     Over all trainable parameters, or over the given layers' parameters when ``layers`` is set.
     """
     params = trainable_parameters(model)
-    offsets = _flat_offsets(model)
+    offsets = flat_offsets(model)
     with _preserved(model), torch.enable_grad():
         loss = _scalar_loss(model, inputs, targets, loss_fn)
         grads = torch.autograd.grad(loss, params, allow_unused=True)
@@ -598,7 +589,7 @@ def select(
     _check_method(method)
     ratio = _check_ratio(ratio)
     generator = checks.check_generator(generator)
-    offsets = _flat_offsets(model)
+    offsets = flat_offsets(model)
     num_params = param_layout(model).num_params
     candidates = _filter_layers(_candidate_layers(model, offsets), layers)
     gen = generator if generator is not None else torch.Generator().manual_seed(0)

@@ -34,6 +34,7 @@ __all__ = [
     "block_cg",
     "cg",
     "direct",
+    "finish",
     "landweber",
     "lissa",
     "lsqr",
@@ -98,7 +99,12 @@ def _ratio(num: torch.Tensor | float, den: torch.Tensor | float) -> float:
     return 0.0 if num == 0.0 else num / den if den > 0 else math.inf
 
 
-def _finish(name: str, result: SolveResult, tol: float, hint: str = "") -> SolveResult:
+def finish(name: str, result: SolveResult, tol: float, hint: str = "") -> SolveResult:
+    """``result`` checked: a non-finite residual raises, an unconverged one warns (:class:`ConvergenceWarning`)."""
+    return _finish(name, result, tol, hint, stacklevel=4)
+
+
+def _finish(name: str, result: SolveResult, tol: float, hint: str = "", stacklevel: int = 3) -> SolveResult:
     if not math.isfinite(result.residual):
         raise FloatingPointError(f"{name} produced a non-finite residual; check the inputs, or add damping")
     if math.isnan(result.misfit):  # square system: the misfit is the residual
@@ -108,7 +114,7 @@ def _finish(name: str, result: SolveResult, tol: float, hint: str = "") -> Solve
             f"{name} stopped after {result.iterations} iterations with relative residual "
             f"{result.residual:.2e} > tol={tol:.1e}. Raise max_iter, loosen tol, or add damping. {hint}".rstrip(),
             ConvergenceWarning,
-            stacklevel=3,
+            stacklevel=stacklevel,
         )
     return result
 
@@ -498,11 +504,25 @@ def _landweber_foresight(matvec: MatVec, rmatvec: MatVec, atb: torch.Tensor) -> 
 # over the columns, ``matvecs`` counts single-vector products (a block of r columns counts r).
 
 
-def _as_block(b: torch.Tensor, name: str = "b") -> torch.Tensor:
+def _as_block(
+    b: torch.Tensor, tol: float, max_iter: int | None, *maps: MatMat, name: str = "b"
+) -> torch.Tensor:
+    """Every input of a block solver checked before the first product: the maps callable, ``b`` a finite
+    floating 2-D block, ``tol`` > 0 and ``max_iter`` a positive int or None."""
+    for f in maps:
+        if not callable(f):
+            raise checks.GifLiteTypeError(f"the products with A must be callables, got {type(f).__name__}")
+    if not isinstance(b, torch.Tensor):
+        raise checks.GifLiteTypeError(f"{name} must be a tensor (n x s), got {type(b).__name__}")
     if b.dim() != 2:
-        raise ValueError(
+        raise checks.GifLiteError(
             f"{name} must be a 2-D block of right-hand sides (n x s), got shape {tuple(b.shape)}"
         )
+    if not b.is_floating_point():
+        raise checks.GifLiteTypeError(f"{name} must be a floating tensor, got {b.dtype}")
+    if not bool(torch.isfinite(b).all()):
+        raise checks.GifLiteError(f"{name} holds NaN or infinite entries")
+    _check_tol(tol, 1 if max_iter is None else max_iter)
     return b
 
 
@@ -533,7 +553,7 @@ def block_cg(
     ``n / s`` iterations.  Converged columns and numerically dependent directions are dropped from the next
     block (deflation), so the block shrinks as columns converge.
     """
-    b = _as_block(b)
+    b = _as_block(b, tol, max_iter, matmat)
     n = b.shape[0]
     max_iter = max_iter or 10 * n
     _check_tol(tol, max_iter)
@@ -575,7 +595,7 @@ def batched_minres(
     vectors), with one batched product ``A V`` per iteration over the columns not yet converged.  Each
     column gets exactly the iterate the single-vector solver would give it.
     """
-    b = _as_block(b)
+    b = _as_block(b, tol, max_iter, matmat)
     n, s = b.shape
     max_iter = max_iter or 10 * n
     _check_tol(tol, max_iter)
@@ -639,7 +659,7 @@ def batched_lsqr(
     ``A.shape[0] <= 20,000`` (cheap when the rows are few, e.g. ``H[P,:]`` in attribution under GIF).
     ``residual`` is the largest ``||A^T r_j|| / ||A^T b_j||`` over the columns.
     """
-    b = _as_block(b)
+    b = _as_block(b, tol, max_iter, matmat, rmatmat)
     m, s = b.shape
     beta = b.norm(dim=0)
     ones, zeros = torch.ones_like(beta), torch.zeros_like(beta)

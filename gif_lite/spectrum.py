@@ -36,6 +36,7 @@ from .types import MatVec
 __all__ = [
     "LanczosResult",
     "lanczos",
+    "lanczos_steps",
     "negative_eigenvalue_fraction",
     "spectral_quadrature",
     "top_magnitude_eigenvalues",
@@ -72,6 +73,51 @@ def _random_unit(n: int, seed: int, dtype: torch.dtype, device: torch.device | s
     return (v / v.norm()).to(device)
 
 
+def lanczos_steps(
+    matvec: MatVec,
+    q: torch.Tensor,
+    steps: int,
+    *,
+    restart: torch.Generator | None = None,
+) -> tuple[torch.Tensor, list[float], list[float]]:
+    """The one Lanczos loop: ``steps`` fully reorthogonalised steps from the unit vector ``q``.
+
+    Returns the basis ``Q`` (rows ``q_1 .. q_k``), the diagonal ``alpha`` and the off-diagonal ``beta`` of
+    ``T_k = Q A Q^T``.  When the Krylov space becomes invariant (``beta_j <= 1e-12 * max |theta|``) it
+    stops, or with a ``restart`` generator (``beta_j <= 1e-10 * max |theta|``) continues from a random
+    vector orthogonal to ``Q`` with ``beta_j = 0``, so ``steps = n`` always spans everything (a low-rank
+    operator needs all ``steps`` vectors; eigenvalue estimates need only the invariant part).
+    """
+    n = q.numel()
+    basis = torch.empty(steps, n, dtype=q.dtype, device=q.device)
+    alphas: list[float] = []
+    betas: list[float] = []
+    scale = 0.0
+    cut = 1e-12 if restart is None else 1e-10
+    for j in range(steps):
+        basis[j] = q
+        w = matvec(q).to(q.dtype)
+        alphas.append(float(q @ w))
+        # w -= Q_j (Q_j^T w), twice ("twice is enough"): removes alpha q_j, beta q_{j-1} and round-off
+        for _ in range(2):
+            w = w - basis[: j + 1].T @ (basis[: j + 1] @ w)
+        beta = float(w.norm())
+        scale = max(scale, abs(alphas[-1]), beta)
+        if j == steps - 1 or (restart is None and beta <= cut * scale):
+            break
+        if beta <= cut * scale:  # invariant subspace (repeated eigenvalues): restart orthogonally, beta = 0
+            w = torch.randn(n, generator=restart, dtype=q.dtype).to(q.device)
+            for _ in range(2):
+                w = w - basis[: j + 1].T @ (basis[: j + 1] @ w)
+            beta, w = 0.0, w / w.norm()
+            betas.append(beta)
+            q = w
+            continue
+        betas.append(beta)
+        q = w / beta
+    return basis[: len(alphas)], alphas, betas
+
+
 def lanczos(
     matvec: MatVec,
     n: int,
@@ -101,24 +147,7 @@ def lanczos(
         if float(start.norm()) == 0.0:
             raise checks.GifLiteError("start must be a nonzero vector")
         q = (start / start.norm()).to(device=device, dtype=dtype)
-    basis = torch.empty(steps, n, dtype=q.dtype, device=q.device)
-    alphas: list[float] = []
-    betas: list[float] = []
-    scale = 0.0
-    for j in range(steps):
-        basis[j] = q
-        w = matvec(q).to(q.dtype)
-        alpha = float(q @ w)
-        alphas.append(alpha)
-        # w -= Q_j (Q_j^T w), twice ("twice is enough"): removes alpha q_j, beta q_{j-1} and round-off
-        for _ in range(2):
-            w = w - basis[: j + 1].T @ (basis[: j + 1] @ w)
-        beta = float(w.norm())
-        scale = max(scale, abs(alpha), beta)
-        if j == steps - 1 or beta <= 1e-12 * scale:
-            break
-        betas.append(beta)
-        q = w / beta
+    _, alphas, betas = lanczos_steps(matvec, q, steps)
     alpha_t = torch.tensor(alphas, dtype=torch.float64)
     beta_t = torch.tensor(betas, dtype=torch.float64)
     t = torch.diag(alpha_t) + torch.diag(beta_t, 1) + torch.diag(beta_t, -1)

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import copy
 import math
-import os
-import sys
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -35,6 +33,8 @@ from torch.nn import functional as F
 from . import checks
 from .objective import Objective, l2_penalty
 from .params import check_group, flat_params, keep_mask, reset_parameters, trainable_parameters
+from .progress import progress_bar as _bar
+from .progress import progress_enabled
 from .types import Data, Group, LossFn
 
 __all__ = [
@@ -134,24 +134,6 @@ def objective_value(
     chunks = [(inputs[i : i + step], targets[i : i + step]) for i in range(0, len(targets), step)]
     obj = Objective(model, loss_fn, chunks, weight_decay)
     return obj.loss(), float(obj.gradient().norm())
-
-
-# --------------------------------------------------------------------------------------------------
-# progress
-
-
-def progress_enabled(progress: bool | None) -> bool:
-    """Whether to show a progress bar: ``progress`` if given, else only on a terminal outside CI."""
-    if progress is not None:
-        return bool(progress)
-    return not os.environ.get("CI") and sys.stderr.isatty()
-
-
-def _bar(total: int, desc: str, progress: bool | None) -> Any:  # a tqdm bar, imported when first needed
-    """A progress bar over ``total`` steps, quiet unless :func:`progress_enabled`."""
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, disable=not progress_enabled(progress), leave=False)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -327,7 +309,9 @@ def train_minibatch(
         recipe = Recipe(**{k: v for k, v in changes.items() if v is not None})
     else:
         recipe = recipe.but(**changes)
-    return _train_minibatch(model, loss_fn, data, recipe, seed, tol, measure_final, progress)
+    checks.check_data_pair(data)  # non-finite data is refused before the first step, not found at the end
+    with checks.atomic(model):  # a step that fails (a bad label in a late batch) leaves the model as it was
+        return _train_minibatch(model, loss_fn, data, recipe, seed, tol, measure_final, progress)
 
 
 def _train_minibatch(

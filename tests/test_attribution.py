@@ -322,3 +322,34 @@ def test_dense_factorisations_follow_buffer_writes(data: tuple[torch.Tensor, tor
     clear_cache()
     gl.removal_effects(obj, test, solver="direct")
     assert obj.hvp_calls - start == obj.num_params  # rebuilt
+
+
+def test_the_per_example_removal_target_is_the_removal_problems_at_m_equal_1(
+    convex: gl.Objective, test_points: tuple[torch.Tensor, torch.Tensor]
+) -> None:
+    """One home for the removal right-hand side: attribution's ``g_i`` is ``removal_problem``'s
+    ``at_optimum`` target for the group ``{i}``, so a column of ``removal_effects`` is ``t_j . IF(g_i)``."""
+    x, y = next(iter(convex.batches))
+    scores = gl.removal_effects(convex, test_points, solver="direct")
+    t = oracle_grads(convex.model, *test_points)
+    for i in (0, 7):
+        g = gl.removal_problem(
+            convex.model, F.cross_entropy, (x, y), [i], convex.weight_decay, at_optimum=True
+        ).g
+        expect = t @ gl.influence(convex, g, solver="direct").delta
+        assert rel_err(scores[:, i], expect) < 1e-10
+
+
+def test_a_shuffled_loader_gives_the_columns_in_example_order(convex: gl.Objective) -> None:
+    """The README accepts a shuffled DataLoader: attribution reads it in example order, so column ``i`` is
+    training example ``i`` as with the plain tensors."""
+    x, y = next(iter(convex.batches))
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=16, shuffle=True)
+    shuffled = gl.Objective(convex.model, F.cross_entropy, loader, weight_decay=convex.weight_decay)
+    test = (x[:4], y[:4])
+    expect = gl.removal_effects(convex, test, solver="direct")
+    assert rel_err(gl.removal_effects(shuffled, test, solver="direct"), expect) < 1e-10
+    assert (
+        rel_err(gl.self_influence(shuffled, solver="direct"), gl.self_influence(convex, solver="direct"))
+        < 1e-10
+    )

@@ -235,21 +235,32 @@ def test_lissa_on_minibatch_hessians_approaches_exact_influence() -> None:
 
 
 # ------------------------------------------------------------------------------------ estimators on operators
-def _operators() -> list[tuple[str, object]]:
+OPERATORS = ("objective", "kfac", "ekfac", "lowrank", "subsampled", "dense")
+
+
+def _operator(name: str) -> tuple[Objective, gif_lite.HessianOperator]:
+    """The CNN's objective and one operator built from it (the one form: from the Objective)."""
     model, (x, y) = _cnn(), _images()
     obj = Objective(model, F.cross_entropy, (x, y), weight_decay=1e-3)
-    return [
-        ("kfac", KFAC(model, (x, y), weight_decay=1e-3)),
-        ("ekfac", EKFAC(model, (x, y), weight_decay=1e-3)),
-        ("lowrank", LowRank(obj, rank=15, steps=40)),
-        ("subsampled", StochasticHessian(model, F.cross_entropy, (x, y), 8, 1e-3, resample="fixed")),
-    ]
+    build = {
+        "objective": lambda: obj,
+        "kfac": lambda: KFAC(obj),
+        "ekfac": lambda: EKFAC(obj),
+        "lowrank": lambda: LowRank(obj, rank=15, steps=40),
+        "subsampled": lambda: StochasticHessian(obj, 8, resample="fixed"),
+        "dense": lambda: gif_lite.DenseOperator(EKFAC(obj).hessian(), objective=obj),
+    }
+    return obj, build[name]()
 
 
-@pytest.mark.parametrize("which", range(4))
-def test_estimators_on_each_operator_equal_dense_algebra(which: int) -> None:
-    name, op = _operators()[which]
-    assert isinstance(op, gif_lite.CurvatureOperator)
+def _close(name: str, a: torch.Tensor, b: torch.Tensor, rtol: float = 1e-6) -> None:
+    assert (a - b).norm() <= rtol * b.norm(), (name, float((a - b).norm() / b.norm()))
+
+
+@pytest.mark.parametrize("name", OPERATORS)
+def test_estimators_on_each_operator_equal_dense_algebra(name: str) -> None:
+    obj, op = _operator(name)
+    assert isinstance(op, gif_lite.HessianOperator) and op.objective is obj
     c = op.hessian()
     k = op.num_params
     g = torch.randn(k, generator=torch.Generator().manual_seed(4), dtype=DT)
@@ -257,17 +268,99 @@ def test_estimators_on_each_operator_equal_dense_algebra(which: int) -> None:
     lam = 0.05
     cd = c + lam * torch.eye(k, dtype=DT)
 
-    def close(a: torch.Tensor, b: torch.Tensor, rtol: float = 1e-6) -> None:
-        assert (a - b).norm() <= rtol * b.norm(), (name, float((a - b).norm() / b.norm()))
-
     if_exact = torch.linalg.solve(cd, g)
-    close(gif_lite.influence(op, g, solver="minres", damping=lam).delta, if_exact)
-    close(gif_lite.influence(op, g, solver="direct", damping=lam).delta, if_exact, 1e-9)
-    close(gif_lite.projected_influence(op, g, p, damping=lam).delta, if_exact[p])
-    close(gif_lite.frozen_influence(op, g, p, damping=lam).delta, torch.linalg.solve(cd[p][:, p], g[p]))
+    _close(name, gif_lite.influence(op, g, solver="minres", damping=lam).delta, if_exact)
+    _close(name, gif_lite.influence(op, g, solver="direct", damping=lam).delta, if_exact, 1e-9)
+    _close(name, gif_lite.projected_influence(op, g, p, damping=lam).delta, if_exact[p])
+    _close(
+        name, gif_lite.frozen_influence(op, g, p, damping=lam).delta, torch.linalg.solve(cd[p][:, p], g[p])
+    )
     gif = gif_lite.generalized_influence(op, g, p, damping=lam)
-    close(gif.delta, torch.linalg.pinv(cd[:, p]) @ g)
-    close(gif_lite.generalized_influence(op, g, p, solver="direct", damping=lam).delta, gif.delta)
+    _close(name, gif.delta, torch.linalg.pinv(cd[:, p]) @ g)
+    _close(name, gif_lite.generalized_influence(op, g, p, solver="direct", damping=lam).delta, gif.delta)
+    # second order: H from the operator, H_U from the group's exact objective
+    x, y = next(iter(obj.batches))
+    group = Objective(obj.model, F.cross_entropy, (x[:3], y[:3]), weight_decay=1e-3)
+    q, g_u = 3 / 21, group.gradient()
+    x1 = torch.linalg.solve(cd, g_u)
+    h_u = group.hessian()
+    second = q * x1 + q * q * torch.linalg.solve(cd, (h_u - cd) @ x1)
+    got = gif_lite.second_order_influence(op, group, 3 / 24, solver="direct", damping=lam).delta
+    _close(name, got, second, 1e-8)
+    # the estimators registry on an operator: PIF is the cached IF solve, sliced
+    est = gif_lite.Estimators({"solver": "direct", "damping": lam})
+    _close(name, est("PIF", op, g, p).delta, if_exact[p], 1e-9)
+
+
+@pytest.mark.parametrize("name", OPERATORS)
+def test_attribution_on_each_operator_equals_dense_algebra(name: str) -> None:
+    """``removal_effects(op, test)`` and ``self_influence(op)``: every estimator, direct and iterative,
+    equals ``t_j . delta_i`` with ``delta_i`` from dense algebra on ``op.hessian() + damping I``."""
+    obj, op = _operator(name)
+    lam = 0.05
+    cd = op.hessian() + lam * torch.eye(op.num_params, dtype=DT)
+    test = _images(5, seed=9)
+    grads = torch.cat([g for _, g in gif_lite.example_gradients(obj)])
+    rhs = (grads + obj.weight_decay * obj.theta()) / (obj.num_examples - 1)  # n x k
+    t = torch.cat([g for _, g in gif_lite.example_gradients(obj, test)])
+    p = torch.arange(1, op.num_params, 4)
+    deltas = {
+        "IF": lambda: torch.linalg.solve(cd, rhs.T),
+        "FIF": lambda: torch.linalg.solve(cd[p][:, p], rhs.T[p]),
+        "PIF": lambda: torch.linalg.solve(cd, rhs.T)[p],
+        "GIF": lambda: torch.linalg.pinv(cd[:, p]) @ rhs.T,
+    }
+    for est, solvers in (("IF", ("direct", "minres")), ("FIF", ("direct", "minres")),
+                         ("PIF", ("direct", "minres")), ("GIF", ("direct", "lsqr"))):  # fmt: skip
+        sub = None if est == "IF" else p
+        delta = deltas[est]()
+        expect = (t if sub is None else t[:, p]) @ delta
+        expect_self = ((grads if sub is None else grads[:, p]) * delta.T).sum(1)
+        for solver in solvers:
+            if name == "subsampled" and solver != "direct" and est != "IF":
+                continue  # its products run one double backward per row: one iterative case is enough
+            kw = {"damping": lam, "tol": 1e-10} if solver != "direct" else {"damping": lam}
+            got = gif_lite.removal_effects(op, test, sub, est, solver, **kw)
+            _close(f"{name} {est} {solver}", got, expect)
+            _close(
+                f"{name} {est} {solver} self",
+                gif_lite.self_influence(op, sub, est, solver, **kw),
+                expect_self,
+            )
+
+
+def test_ekfac_attribution_is_one_call_and_uses_the_exact_inverse() -> None:
+    """``removal_effects(EKFAC(obj), test, damping=gamma)`` solves with EK-FAC's Kronecker inverse (no
+    products with C at all), the same scores as ``inverse_hvp`` applied by hand."""
+    obj, op = _operator("ekfac")
+    test = _images(4, seed=5)
+    calls = op.hvp_calls
+    scores = gif_lite.removal_effects(op, test, damping=0.1)
+    assert op.hvp_calls == calls
+    t = torch.cat([g for _, g in gif_lite.example_gradients(obj, test)])
+    grads = torch.cat([g for _, g in gif_lite.example_gradients(obj)])
+    rhs = (grads + obj.weight_decay * obj.theta()) / (obj.num_examples - 1)
+    _close("ekfac", scores, op.inverse_hvp(t, 0.1) @ rhs.T, 1e-12)
+
+
+def test_operators_from_an_objective_equal_those_from_its_parts() -> None:
+    model, (x, y) = _cnn(), _images()
+    obj = Objective(model, F.cross_entropy, (x, y), weight_decay=1e-3)
+    assert torch.equal(KFAC(obj).hessian(), KFAC(model, (x, y), weight_decay=1e-3).hessian())
+    assert torch.equal(EKFAC(obj).hessian(), EKFAC(model, (x, y), weight_decay=1e-3).hessian())
+    a = StochasticHessian(obj, 8, "fixed", 3).hessian()
+    b = StochasticHessian(model, F.cross_entropy, (x, y), 8, 1e-3, resample="fixed", seed=3).hessian()
+    assert torch.equal(a, b)
+    mse = Objective(model, F.mse_loss, (x, F.one_hot(y, 3).to(DT)))
+    assert KFAC(mse).loss == "mse"
+    with pytest.raises(gif_lite.GifLiteError, match="loss_fn"):
+        KFAC(Objective(model, lambda o, t: F.nll_loss(F.log_softmax(o, 1), t), (x, y)))
+    with pytest.raises(gif_lite.GifLiteError, match="drop data="):
+        KFAC(obj, (x, y))
+    with pytest.raises(gif_lite.GifLiteError, match="built without an Objective"):
+        _ = gif_lite.DenseOperator(obj.hessian()).objective
+    with pytest.raises(gif_lite.GifLiteTypeError, match="lacks"):
+        gif_lite.influence(object(), torch.zeros(3))  # type: ignore[arg-type]
 
 
 # ------------------------------------------------------------------------------------ bad input
@@ -309,3 +402,48 @@ def test_bad_input_is_refused_with_clear_messages() -> None:
         StochasticHessian(model, F.cross_entropy, (x, y), 4, resample="sometimes")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="obj"):
         gif_lite.influence("not an objective", torch.zeros(3))  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------------------------ what operators rely on
+def test_kfac_refuses_tied_weights_and_models_in_a_batch_dependent_mode() -> None:
+    x, y = _images()
+    tied = _cnn()
+    twin = nn.Linear(5, 3).to(DT)
+    twin.weight = tied[-1].weight  # two layers, one weight: overlapping blocks
+    model = nn.Sequential(tied, nn.Tanh(), twin)
+    with pytest.raises(gif_lite.GifLiteError, match="shares a parameter"):
+        KFAC(model, (x, y))
+    bn = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.Flatten(), nn.Linear(72, 3)).to(DT)
+    bn[1].requires_grad_(False)
+    stats = bn[1].running_mean.clone()
+    with pytest.raises(gif_lite.GifLiteError, match=r"eval\(\)"):
+        EKFAC(bn.train(), (x, y))
+    assert torch.equal(bn[1].running_mean, stats)  # refused before any pass rewrote the statistics
+
+
+def test_a_resampling_operator_is_refused_where_one_fixed_matrix_is_needed() -> None:
+    obj, _ = _operator("objective")
+    op = StochasticHessian(obj, 8)  # per_call
+    g = torch.randn(op.num_params, generator=torch.Generator().manual_seed(2), dtype=DT)
+    for solve in (
+        lambda: gif_lite.influence(op, g, solver="minres"),
+        lambda: gif_lite.influence(op, g, solver="direct"),
+        lambda: gif_lite.generalized_influence(op, g, torch.arange(5)),
+        lambda: gif_lite.removal_effects(op, _images(3, seed=4), damping=0.1),
+        lambda: op.hessian(),
+    ):
+        with pytest.raises(gif_lite.GifLiteError, match="resample='fixed'"):
+            solve()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", gif_lite.ConvergenceWarning)
+        gif_lite.influence(op, g, solver="lissa", damping=1.0, max_iter=5)  # LiSSA is made for it
+
+
+def test_a_singular_operator_without_damping_is_not_reported_converged() -> None:
+    obj, _ = _operator("objective")
+    op = LowRank(obj, rank=5, steps=10)  # rank 5 of 200-odd: singular
+    g = torch.randn(op.num_params, generator=torch.Generator().manual_seed(3), dtype=DT)
+    with pytest.warns(gif_lite.ConvergenceWarning, match="singular"):
+        res = gif_lite.influence(op, g, solver="direct")
+    assert not res.converged and res.residual > 0.1
+    assert gif_lite.influence(op, g, solver="direct", damping=0.1).converged

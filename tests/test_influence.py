@@ -326,3 +326,60 @@ def test_the_cached_hessian_follows_buffer_writes(data: tuple[torch.Tensor, torc
     assert obj.hvp_calls == 2 * obj.num_params and not torch.allclose(before, after)
     fresh = gl.Objective(model, F.cross_entropy, data, weight_decay=1e-2).hessian()
     assert rel_err(after, fresh) < 1e-12
+
+
+def test_estimators_never_serve_an_if_solve_computed_at_other_parameters(convex: gl.Objective) -> None:
+    """The IF solve that PIF slices is cached on the objective's state cache: after the parameters change
+    in place (here ``apply_update``), IF and PIF are solved afresh, not served from the old parameters."""
+    obj = convex
+    g = random_vector(obj.num_params, seed=3)
+    p = random_subset(obj.num_params, 6, seed=3)
+    est = gl.Estimators({"solver": "direct"})
+    before = est("IF", obj, g)
+    assert torch.equal(est("PIF", obj, g, p).delta, before.delta[p])  # cached while nothing changed
+    gl.apply_update(obj.model, 0.3 * random_vector(obj.num_params, seed=4))
+    fresh = gl.influence(obj, g, solver="direct").delta
+    assert rel_err(before.delta, fresh) > 1e-3  # the parameters really moved the answer
+    assert rel_err(est("IF", obj, g).delta, fresh) < 1e-12
+    assert rel_err(est("PIF", obj, g, p).delta, fresh[p]) < 1e-12
+
+
+def test_misfit_is_the_gif_residual_and_the_yardstick_of_any_update(nonconvex: gl.Objective) -> None:
+    obj = nonconvex
+    g = random_vector(obj.num_params, seed=5)
+    p = random_subset(obj.num_params, 8, seed=5)
+    gif = gl.generalized_influence(obj, g, p, solver="direct", damping=0.01)
+    assert abs(gl.misfit(obj, g, gif.delta, p, damping=0.01) - gif.misfit) < 1e-10
+    h = obj.hessian() + 0.01 * torch.eye(obj.num_params, dtype=torch.float64)
+    full = torch.zeros(obj.num_params, dtype=torch.float64)
+    full[p] = 2 * gif.delta
+    assert abs(gl.misfit(obj, g, 2 * gif.delta, p, damping=0.01) - rel_err(h @ full, g)) < 1e-12
+    assert gl.misfit(obj, g, torch.zeros(obj.num_params, dtype=torch.float64)) == 1.0
+    with pytest.raises(gl.GifLiteError, match="delta"):
+        gl.misfit(obj, g, gif.delta)
+
+
+def _small_model() -> nn.Module:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2))
+    model[0].bias.requires_grad_(False)  # frozen parameters are not part of theta
+    return model
+
+
+def test_estimators_share_one_if_solve_between_if_and_every_pif() -> None:
+    model = _small_model().double()
+    x, y = torch.randn(30, 3, dtype=torch.float64), torch.randint(0, 2, (30,))
+    problem = gl.removal_problem(model, F.cross_entropy, (x, y), torch.tensor([0, 1, 2]), weight_decay=0.1)
+    obj, g = problem.objective, problem.g
+    est = gl.Estimators({"solver": "minres", "tol": 1e-12})
+    full = est("IF", obj, g)
+    calls = obj.hvp_calls
+    for p in (torch.tensor([0, 3]), torch.tensor([5, 9, 21])):
+        pif = est("PIF", obj, g, p)
+        assert torch.equal(pif.delta, full.delta[p]) and torch.equal(pif.subset, p)
+    assert obj.hvp_calls == calls  # no new solve
+    direct = gl.projected_influence(obj, g, torch.tensor([5, 9, 21]), solver="direct")
+    assert torch.allclose(est("PIF", obj, g, torch.tensor([5, 9, 21])).delta, direct.delta, atol=1e-9)
+    assert set(gl.ESTIMATORS) == {"IF", "FIF", "PIF", "GIF"}
+    with pytest.raises(ValueError, match="needs a parameter subset"):
+        est("GIF", obj, g)

@@ -120,3 +120,31 @@ def test_kept_graph_survives_in_place_writes_that_restore_the_values(nonconvex: 
     gl.apply_update(nonconvex.model, torch.ones(nonconvex.num_params))  # e.g. a step search ...
     gl.set_flat_params(nonconvex.model, theta)  # ... that puts the parameters back
     assert rel_err(nonconvex.hvp(v), before) < 1e-12
+
+
+class _NotAGradient(torch.autograd.Function):
+    """A "loss" whose backward returns ``A theta`` with ``A`` not symmetric: its "Hessian" is ``A``."""
+
+    @staticmethod
+    def forward(ctx: object, theta: torch.Tensor, a: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        ctx.save_for_backward(theta, a)  # type: ignore[attr-defined]
+        return 0.5 * theta @ a @ theta
+
+    @staticmethod
+    def backward(ctx: object, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
+        theta, a = ctx.saved_tensors  # type: ignore[attr-defined]
+        return grad * (a @ theta), None
+
+
+def test_an_asymmetric_hessian_is_reported_not_hidden() -> None:
+    torch.manual_seed(0)
+    model = nn.Linear(2, 1, bias=False).double()
+    a = torch.tensor([[2.0, 1.0], [-1.0, 3.0]], dtype=torch.float64)
+
+    def loss(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return _NotAGradient.apply(model.weight.reshape(-1), a) + 0.0 * out.mean()
+
+    obj = gl.Objective(model, loss, (torch.randn(4, 2, dtype=torch.float64), torch.zeros(4)))
+    with pytest.warns(gl.GifLiteWarning, match="not symmetric"):
+        h = obj.hessian()
+    assert torch.allclose(h, 0.5 * (a + a.T))

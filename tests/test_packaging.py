@@ -7,6 +7,8 @@ import re
 import tomllib
 from pathlib import Path
 
+import pytest
+
 import gif_lite
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -20,6 +22,15 @@ def test_environment_yml_mirrors_pyproject() -> None:
     env = (ROOT / "environment.yml").read_text()
     listed = set(re.findall(r'^\s+- "([^"]+)"$', env, re.MULTILINE)) - {"-e ."}
     assert listed == wanted
+
+
+def test_the_core_depends_on_torch_numpy_scipy_tqdm_only() -> None:
+    """torchvision and scikit-learn serve the book's data helpers: the book extra, not the core."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    names = {re.split(r"[<>=!~ ]", d)[0] for d in project["dependencies"]}
+    assert names == {"torch", "numpy", "scipy", "tqdm"}
+    book = {re.split(r"[<>=!~ ]", d)[0] for d in project["optional-dependencies"]["book"]}
+    assert {"torchvision", "scikit-learn"} <= book
 
 
 def test_torch_is_bounded_not_pinned() -> None:
@@ -53,7 +64,8 @@ _BLOCKER = '''
 import importlib.abc
 import sys
 
-BLOCKED = {"matplotlib", "pandas", "seaborn", "IPython", "jupyter", "jupyter_book", "nbformat", "ipywidgets"}
+BLOCKED = {"matplotlib", "pandas", "seaborn", "IPython", "jupyter", "jupyter_book", "nbformat", "ipywidgets",
+           "torchvision", "sklearn"}
 
 
 class _Blocker(importlib.abc.MetaPathFinder):
@@ -79,18 +91,20 @@ for name in names:
     if core_only and name.startswith("gif_lite.book"):
         continue
     importlib.import_module(name)
-loaded = sorted(m.split(".")[0] for m in sys.modules if m.split(".")[0] in {"matplotlib", "pandas", "seaborn"})
+extras = {"matplotlib", "pandas", "seaborn", "torchvision", "sklearn"}
+loaded = sorted(m.split(".")[0] for m in sys.modules if m.split(".")[0] in extras)
 assert not core_only or not loaded, loaded
 print(len(names), "modules", "core" if core_only else "all")
 """
 
 
+@pytest.mark.slow
 def test_the_built_wheel_holds_every_module_and_the_core_needs_only_base_dependencies(tmp_path: Path) -> None:
     """Build the wheel offline from a copy of the sources, install it outside the repository, import it.
 
     Built by the PEP 517 backend (what ``pip wheel --no-build-isolation`` calls). Every ``.py`` of
     ``gif_lite/`` (``book/`` included) must be in the wheel; every module must import from the installed
-    copy, not from the repository; and with matplotlib, pandas, seaborn and the
+    copy, not from the repository; and with matplotlib, pandas, seaborn, torchvision, scikit-learn and the
     Jupyter stack made unimportable, the core must import and pass the solver and parameter tests.
     """
     import shutil
@@ -129,7 +143,7 @@ def test_the_built_wheel_holds_every_module_and_the_core_needs_only_base_depende
     assert out.returncode == 0, out.stderr
     probe = "import matplotlib"
     assert subprocess.run([sys.executable, "-c", probe], env=bare, **run).returncode != 0  # the blocker works
-    tests = [str(ROOT / "tests" / name) for name in ("test_solvers.py", "test_params_tasks.py")]
+    tests = [str(ROOT / "tests" / name) for name in ("test_solvers.py", "test_params.py", "test_tasks.py")]
     pytest_args = [
         "-m",
         "pytest",
@@ -147,6 +161,7 @@ def test_the_built_wheel_holds_every_module_and_the_core_needs_only_base_depende
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
 
 
+@pytest.mark.slow
 def test_make_hints_at_the_cpu_build_without_a_gpu(tmp_path: Path) -> None:
     """Without nvidia-smi, `make` says in one line how to get the CPU-only torch before installing it."""
     import shutil

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from scipy import stats
 from torch import nn
@@ -11,6 +12,8 @@ import gif_lite as gl
 from gif_lite.book.data import load_data
 from gif_lite.book.models import LogisticRegression
 from gif_lite.train import retrain_without, train_lbfgs
+
+pytestmark = pytest.mark.slow  # retrains models
 
 WD = 1e-2
 

@@ -20,6 +20,8 @@ from torch.nn import functional as F
 import gif_lite as gl
 from gif_lite.train import train_lbfgs
 
+pytestmark = pytest.mark.slow  # retrains models
+
 WD = 1e-2
 N = 400
 

@@ -19,6 +19,7 @@ import pytest
 import torch
 from scipy.sparse import linalg as spla
 
+import gif_lite as gl
 from gif_lite import solvers as S
 
 N = 40
@@ -271,3 +272,31 @@ def test_landweber_still_refuses_to_restart_forever() -> None:
     matvec, rmatvec = _ops(a)
     with pytest.raises(FloatingPointError, match="max_restarts"):
         S.landweber(matvec, rmatvec, torch.from_numpy(_b(5, 30)), max_iter=30, max_restarts=50)
+
+
+def test_block_solvers_refuse_bad_input_with_gif_lite_errors_before_any_product() -> None:
+    calls: list[int] = []
+
+    def matmat(v: torch.Tensor) -> torch.Tensor:
+        calls.append(1)
+        return v
+
+    good = torch.ones(4, 2, dtype=torch.float64)
+    for solve, maps in (
+        (S.block_cg, (matmat,)),
+        (S.batched_minres, (matmat,)),
+        (S.batched_lsqr, (matmat, matmat)),
+    ):
+        with pytest.raises(gl.GifLiteError, match="2-D block"):
+            solve(*maps, torch.ones(4, dtype=torch.float64))
+        with pytest.raises(gl.GifLiteTypeError, match="floating"):
+            solve(*maps, torch.ones(4, 2, dtype=torch.long))
+        with pytest.raises(gl.GifLiteError, match="NaN"):
+            solve(*maps, torch.full((4, 2), float("nan"), dtype=torch.float64))
+        with pytest.raises(gl.GifLiteError, match="tol"):
+            solve(*maps, good, tol=-1.0)
+        with pytest.raises(gl.GifLiteError, match="max_iter"):
+            solve(*maps, good, max_iter=0)
+        with pytest.raises(gl.GifLiteTypeError, match="callables"):
+            solve(*(None for _ in maps), good)
+    assert not calls

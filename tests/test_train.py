@@ -9,6 +9,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+import gif_lite as gl
 from gif_lite import train as gt
 from gif_lite.book.data import load_data
 from gif_lite.book.models import build_model
@@ -261,3 +262,50 @@ def test_progress_bar_is_quiet_under_ci_unless_asked(monkeypatch: pytest.MonkeyP
     assert gt.progress_enabled(True) is True
     monkeypatch.delenv("CI")
     assert gt.progress_enabled(False) is False
+
+
+def _small_model() -> nn.Module:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2))
+    model[0].bias.requires_grad_(False)  # frozen parameters are not part of theta
+    return model
+
+
+@pytest.mark.parametrize("batch_size", [None, 7])
+def test_objective_value_is_the_objective(batch_size: int | None) -> None:
+    """Training reports, and stops on, the same L(theta) and grad L that influence differentiates."""
+    model = _small_model().double()
+    x, y = torch.randn(30, 3, dtype=torch.float64), torch.randint(0, 2, (30,))
+    obj = gl.Objective(model, F.cross_entropy, (x, y), weight_decay=0.3)
+    loss, grad_norm = gl.objective_value(
+        model, F.cross_entropy, (x, y), weight_decay=0.3, batch_size=batch_size
+    )
+    assert loss == pytest.approx(obj.loss(), rel=1e-13)
+    assert grad_norm == pytest.approx(float(obj.gradient().norm()), rel=1e-12)
+    # and by hand: mean loss + wd/2 ||theta||^2, whose gradient autograd gives
+    params = gl.trainable_parameters(model)
+    by_hand = F.cross_entropy(model(x), y) + gl.l2_penalty(params, 0.3)
+    grads = torch.autograd.grad(by_hand, params)
+    assert float(by_hand) == pytest.approx(obj.loss(), rel=1e-13)
+    assert torch.allclose(torch.cat([g.reshape(-1) for g in grads]), obj.gradient(), rtol=1e-12, atol=1e-14)
+    assert float(gl.l2_penalty(params, 0.0)) == 0.0
+
+
+def test_train_minibatch_refuses_bad_data_before_training_and_never_loses_the_model() -> None:
+    """Non-finite inputs are refused before the first step; a label out of range in a late batch fails
+    that step, and the model comes back exactly as it was handed over (weights, mode, gradients)."""
+    import gif_lite.checks as gc
+
+    model = _small_model().double()
+    x, y = torch.randn(40, 3, dtype=torch.float64), torch.randint(0, 2, (40,))
+    before = gc.ModelState(model)
+    bad_x = x.clone()
+    bad_x[33, 1] = float("nan")
+    with pytest.raises(gl.GifLiteError, match="NaN"):
+        gt.train_minibatch(model, F.cross_entropy, (bad_x, y), epochs=2, batch_size=8, lr=0.1, progress=False)
+    assert gc.ModelState(model).same_as(before)
+    bad_y = y.clone()
+    bad_y[39] = 7  # only 2 classes: the last batch of the first epoch fails
+    with pytest.raises((IndexError, RuntimeError)):
+        gt.train_minibatch(model, F.cross_entropy, (x, bad_y), epochs=2, batch_size=8, lr=0.1, progress=False)
+    assert gc.ModelState(model).same_as(before)

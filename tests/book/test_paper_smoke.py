@@ -86,6 +86,7 @@ def _paper_chapters() -> list[str]:
     return found
 
 
+@pytest.mark.slow  # executes every Part II chapter
 @pytest.mark.parametrize("chapter", _paper_chapters())
 def test_chapter_runs_its_paper_branch_in_smoke_mode(chapter: str, tmp_path: Path) -> None:
     nbformat = pytest.importorskip("nbformat")
@@ -141,6 +142,7 @@ def test_the_paper_benchmark_command_asks_for_the_papers_configuration() -> None
     assert default.recipe.lr == pytest.approx(0.1 * default.recipe.batch_size / 512)
 
 
+@pytest.mark.slow  # trains a model
 def test_the_paper_benchmark_runs_its_paper_path_on_the_cpu(capsys: pytest.CaptureFixture[str]) -> None:
     """``--paper --smoke``: the paper configuration's smoke variant, end to end, on the embedded data."""
     out = _bench().main(["--paper", "--smoke", "--device", "cpu", "--threads", "1"])
