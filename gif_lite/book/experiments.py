@@ -548,7 +548,7 @@ class RememberedHVP(CurvatureOperator):
     def __init__(self, obj: Objective, max_bytes: int = 256 * 2**20) -> None:
         if not isinstance(obj, Objective):
             raise TypeError(f"RememberedHVP wraps a gif_lite.Objective, got {type(obj).__name__}")
-        self.objective = obj
+        self._objective = obj
         self.num_params, self.dtype, self.device = obj.num_params, obj.dtype, obj.device
         self.num_examples = obj.num_examples
         self.hvp_calls = 0
@@ -643,7 +643,7 @@ def compare_scored(
             "ratio": est.ratio,
             "params": est.delta.numel(),
             "hvps": est.hvps,
-            "residual": _residual(obj, g, est),  # type: ignore[arg-type]
+            "residual": _residual(obj, g, est),
             "norm": float(est.delta.norm()),
         }
         row |= {f"raw_{k}": v for k, v in test(apply_copy(work, est.delta, est.subset)).items()}
@@ -737,10 +737,11 @@ def gif_directions_block(
             return rmatvec(y[:n]) + gamma * y[n:]
 
         b = torch.cat([g, zeros])
-        d = solved(
-            f"Tikhonov {gamma:g}", "tikhonov", gamma,
-            lambda mv=mv, rmv=rmv, b=b: lsqr(mv, rmv, b, tol=1e-6, max_iter=4 * p.numel()),
-        )  # fmt: skip
+
+        def damped(mv: Any = mv, rmv: Any = rmv, b: torch.Tensor = b) -> Any:
+            return lsqr(mv, rmv, b, tol=1e-6, max_iter=4 * p.numel())
+
+        d = solved(f"Tikhonov {gamma:g}", "tikhonov", gamma, damped)
         d.misfit = misfit(d.delta)  # of H[:,P] x against g, as tikhonov_gif reports it
         d.hvps += 1
         out.append(d)

@@ -249,7 +249,7 @@ class DenseCurvature(CurvatureOperator):
         self.h = (0.5 * (h + h.T)).detach()
         self.num_params = int(h.shape[0])
         self.dtype, self.device = h.dtype, h.device
-        self.objective = objective
+        self._objective = objective
         self.hvp_calls = 0
 
     def _apply(self, vs: torch.Tensor) -> torch.Tensor:

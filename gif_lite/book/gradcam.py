@@ -114,7 +114,7 @@ def grad_cam(
             peak = cam.flatten(1).amax(dim=1).clamp_min(torch.finfo(cam.dtype).tiny)
             cam = cam / peak[:, None, None]
         if size is not None:
-            hw = tuple(inputs.shape[-2:]) if size == "input" else tuple(size)
+            hw = tuple(int(d) for d in (inputs.shape[-2:] if size == "input" else size))
             cam = F.interpolate(cam[:, None], size=hw, mode="bilinear", align_corners=False)[:, 0]
         maps.append(cam)
     return maps

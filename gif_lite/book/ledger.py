@@ -1,7 +1,9 @@
 """The protocol ledger: every setting of the GIF paper's experiments, cited line by line in its code.
 
-Used by: the appendix page ``book/paper_protocol.md`` (rendered from the ledger), :mod:`configs`
-(every paper-scale setting is read from it), the Part II chapters (which cite it).
+Used by: class_removal, selection_study, backdoor, inside.
+
+It is the source of the appendix page ``book/paper_protocol.md`` (rendered from the ledger) and of
+:mod:`configs` (every paper-scale setting is read from it); the chapters cite it.
 
 The data live in ``paper_protocol.json`` beside this module.  Each experiment has rows; each row names a
 setting, says what the paper's code does (``paper``), cites it (``cite``: ``path:L`` or ``path:L1-L2``
@@ -25,7 +27,19 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Cite", "cites", "experiment", "ledger", "page_markdown", "parse_cite", "value", "verify"]
+__all__ = [
+    "LEDGER_PATH",
+    "PAGE_PATH",
+    "Cite",
+    "cites",
+    "experiment",
+    "ledger",
+    "main",
+    "page_markdown",
+    "parse_cite",
+    "value",
+    "verify",
+]
 
 LEDGER_PATH = Path(__file__).with_name("paper_protocol.json")
 PAGE_PATH = Path("book") / "paper_protocol.md"
