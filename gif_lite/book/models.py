@@ -112,17 +112,22 @@ class TinyNet(nn.Module):
     Four 3x3 stride-2 convolutions with 32, 64, 128 and 256 channels, each followed by ReLU, then one
     Linear layer on the flattened features: 28 -> 14 -> 7 -> 4 -> 2, so 398,090 parameters on
     1 x 28 x 28 inputs.  It is :class:`TinyCNN` with ``channels=(32, 64, 128, 256)``, built here with
-    the paper's layer order so that flat parameter indices match its code.
+    the paper's layer order so that flat parameter indices match its code.  ``width`` scales the
+    channels to (w, 2w, 4w, 8w); 32 is the paper's (smoke runs use 4: 7,434 parameters).
     """
 
-    def __init__(self, in_channels: int = 1, num_classes: int = 10, input_size: int = 28) -> None:
+    def __init__(
+        self, in_channels: int = 1, num_classes: int = 10, input_size: int = 28, width: int = 32
+    ) -> None:
         super().__init__()
+        if not isinstance(width, int) or isinstance(width, bool) or width < 1:
+            raise ValueError(f"width must be a positive integer (32 is the paper's), got {width!r}")
         layers: list[nn.Module] = []
         c_in, side = in_channels, input_size
-        for c_out in (32, 64, 128, 256):
+        for c_out in (width, 2 * width, 4 * width, 8 * width):
             layers += [nn.Conv2d(c_in, c_out, kernel_size=3, stride=2, padding=1), nn.ReLU()]
             c_in, side = c_out, (side + 1) // 2
-        self.layers = nn.Sequential(*layers, nn.Flatten(), nn.Linear(256 * side * side, num_classes))
+        self.layers = nn.Sequential(*layers, nn.Flatten(), nn.Linear(c_in * side * side, num_classes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layers(x)

@@ -113,3 +113,14 @@ def test_fully_connected_net_is_the_papers_figure3_network() -> None:
     assert sum(isinstance(m, nn.Dropout) for m in deeper.layers) == 1  # after every third block
     with pytest.raises(ValueError, match="num_layers"):
         FullyConnectedNet(num_layers=1)
+
+
+def test_tinynet_width_scales_its_channels_for_smoke_runs() -> None:
+    from gif_lite.book.models import TinyNet
+
+    assert count_parameters(TinyNet(width=32)) == 398_090  # the paper's
+    small = TinyNet(width=4)
+    assert [m.out_channels for m in small.modules() if isinstance(m, nn.Conv2d)] == [4, 8, 16, 32]
+    assert count_parameters(small) == 7_434 and small(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+    with pytest.raises(ValueError, match="width"):
+        TinyNet(width=0)
