@@ -131,6 +131,10 @@ def bound(name: str, value: float, limit: float) -> str:
     return f"{name} < {limit:.0e}"
 
 
+def _pipes(value: object) -> object:
+    return value.replace("|", "\\|") if isinstance(value, str) else value
+
+
 def glue_table(key: str, df: pd.DataFrame, digits: int | None = None) -> pd.DataFrame:
     """Show ``df`` (a pandas DataFrame) and glue it as Markdown under ``key`` for a numbered table.
 
@@ -142,5 +146,6 @@ def glue_table(key: str, df: pd.DataFrame, digits: int | None = None) -> pd.Data
     from myst_nb import glue
 
     shown = df.round(digits) if digits is not None else df
-    glue(key, Markdown(shown.to_markdown()), display=False)
+    escaped = shown.rename(index=_pipes, columns=_pipes).map(_pipes)  # a | would split a cell
+    glue(key, Markdown(escaped.to_markdown()), display=False)
     return shown
