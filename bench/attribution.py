@@ -14,16 +14,16 @@ metric code the attribution chapter uses).
 
 The peers live only in this benchmark's own environment (never in the project's dependencies)::
 
-    python3 -m venv /work/benchenv-i13
-    /work/benchenv-i13/bin/pip install torch==2.14.1 torchvision==0.29.1
-    /work/benchenv-i13/bin/pip install pydvl==0.10.0 captum dattri==0.3.0 scipy scikit-learn tqdm
-    git clone https://github.com/alstonlo/torch-influence && /work/benchenv-i13/bin/pip install ./torch-influence
-    /work/benchenv-i13/bin/pip install -e . --no-deps   # gif_lite from this checkout
+    python3 -m venv ../benchenv-attribution
+    ../benchenv-attribution/bin/pip install torch==2.14.1 torchvision==0.29.1
+    ../benchenv-attribution/bin/pip install pydvl==0.10.0 captum dattri==0.3.0 scipy scikit-learn tqdm
+    git clone https://github.com/alstonlo/torch-influence && ../benchenv-attribution/bin/pip install ./torch-influence
+    ../benchenv-attribution/bin/pip install -e . --no-deps   # gif_lite from this checkout
 
 Run (about 10 minutes on 2 idle cores; ``--quick`` skips the CNN, ``--cg-only`` runs just the block CGs,
 ``--no-dattri`` skips dattri, whose attributors need 6 GiB (explicit) and 14 GiB (CG) on the MLP and run
 on the MLP only: on the CNN its CG outgrew a 24 GiB machine):
-``/work/benchenv-i13/bin/python bench/attribution.py`` (``--threads 2`` by default, for every method).
+``../benchenv-attribution/bin/python bench/attribution.py`` (``--threads 2`` by default, for every method).
 torch-influence scores one test row per call, looping over training images one backward pass at a
 time, so it runs ``--ti-rows`` rows (default 5) and its time is scaled to 50 rows (marked ``*``).
 """

@@ -36,11 +36,11 @@ Three tables, each measured side by side in one run (2 CPU threads, float32 unle
 
 Environment (kronfluence only here, never in gif_lite's dependencies)::
 
-    python3 -m venv /work/benchenv-i14
-    /work/benchenv-i14/bin/pip install torch==2.14.1 torchvision==0.29.1 kronfluence scipy scikit-learn
-    /work/benchenv-i14/bin/pip install -e . --no-deps
+    python3 -m venv ../benchenv-scale
+    ../benchenv-scale/bin/pip install torch==2.14.1 torchvision==0.29.1 kronfluence scipy scikit-learn
+    ../benchenv-scale/bin/pip install -e . --no-deps
 
-Run: ``OMP_NUM_THREADS=2 /work/benchenv-i14/bin/python bench/scale.py`` (``--skip-kronfluence`` runs
+Run: ``OMP_NUM_THREADS=2 ../benchenv-scale/bin/python bench/scale.py`` (``--skip-kronfluence`` runs
 without kronfluence; ``--gif-model resnet18 --hessian-batch 256`` is the issue's full-size GIF table, hours
 on 2 cores: add ``--device cuda`` to run tables 2 and 3 on a GPU, e.g.
 ``python bench/scale.py --only 2 --gif-model resnet18 --hessian-batch 256 --device cuda``; table 1 stays
