@@ -110,12 +110,16 @@ def _finish(name: str, result: SolveResult, tol: float, hint: str = "", stacklev
     if math.isnan(result.misfit):  # square system: the misfit is the residual
         result.misfit = result.residual
     if not result.converged:
-        warnings.warn(
-            f"{name} stopped after {result.iterations} iterations with relative residual "
-            f"{result.residual:.2e} > tol={tol:.1e}. Raise max_iter, loosen tol, or add damping. {hint}".rstrip(),
-            ConvergenceWarning,
-            stacklevel=stacklevel,
-        )
+        if name.startswith("direct"):  # a factorisation: no iterations to add
+            head = f"{name} solved with relative residual {result.residual:.2e} > tol={tol:.1e}"
+            advice = "Loosen tol, or add damping."
+        else:
+            head = (
+                f"{name} stopped after {result.iterations} iterations with relative residual "
+                f"{result.residual:.2e} > tol={tol:.1e}"
+            )
+            advice = "Raise max_iter, loosen tol, or add damping."
+        warnings.warn(f"{head}. {advice} {hint}".rstrip(), ConvergenceWarning, stacklevel=stacklevel)
     return result
 
 
@@ -135,24 +139,108 @@ def _start(
     return max_iter, bnorm, done
 
 
+# ---------------------------------------------------------------------------------------- stagnation
+#: A residual that has not fallen below this share of its best over a window has stagnated.
+_STAGNATION_FACTOR = 0.9
+#: Iterations a Krylov solver (CG, MINRES, LSQR and their block forms) may go without that progress:
+#: ``max(50, n)``; in exact arithmetic they finish within ``n``, so a converging run never waits as long.
+_KRYLOV_WINDOW = 50
+#: Iterations a stationary solver (LiSSA, Landweber) may go without that progress at the dtype's floor.
+_STATIONARY_WINDOW = 50
+#: The residual a dtype can resolve: a relative residual within ``_FLOOR * eps(dtype)`` is rounding.
+_FLOOR = 1e3
+
+
+def _floor(dtype: torch.dtype) -> float:
+    """The relative residual below which ``dtype``'s rounding dominates: ``1e3 * eps(dtype)``."""
+    return _FLOOR * torch.finfo(dtype).eps
+
+
+class _Stagnation:
+    """Watches a solver's residual history and says when it has stagnated.
+
+    Stagnated at iteration ``j`` of ``max_iter``: over the last ``window`` iterations the best residual
+    fell by less than 10%, and at that rate ``tol`` stays out of reach in the iterations left.  A
+    stationary iteration (``floor_only``; its residual falls monotonically in exact arithmetic) also
+    needs the residual to have risen in the window and the best to lie at the dtype's floor, so a slow
+    but steady run is never stopped.  Runs that meet ``tol`` are never stopped: they stop first.
+    """
+
+    def __init__(
+        self, window: int, tol: float, max_iter: int, dtype: torch.dtype, floor_only: bool = False
+    ) -> None:
+        self.window, self.tol, self.max_iter = window, tol, max_iter
+        self.floor, self.floor_only = _floor(dtype), floor_only
+        self.best: list[float] = []  # best[k]: the smallest residual among the first k + 1
+        self.last_rise, self.last_value = -1, math.inf
+        self.dtype = dtype
+
+    def update(self, value: float) -> bool:
+        """Record the newest residual; True when the run has stagnated."""
+        best = self.best
+        if best and value > self.last_value:
+            self.last_rise = len(best)
+        self.last_value = value
+        best.append(min(value, best[-1]) if best else value)
+        k = len(best) - 1
+        if k < self.window or not math.isfinite(value):
+            return False
+        now, then = best[-1], best[-1 - self.window]
+        if now <= self.tol or now < _STAGNATION_FACTOR * then:
+            return False
+        if self.floor_only and (self.last_rise <= k - self.window or now > self.floor):
+            return False
+        left = self.max_iter - k
+        if self.tol > 0 and 0 < now < then:  # the rate of the window, extrapolated
+            needed = self.window * math.log(self.tol / now) / math.log(now / then)
+            if needed <= left:
+                return False
+        return True
+
+    def hint(self, what: str = "") -> str:
+        """What limits the run: the dtype's floor, or the conditioning (damping helps)."""
+        now = self.best[-1]
+        eps = torch.finfo(self.dtype).eps
+        head = f"Stagnated: no 10% progress in {self.window} iterations (best residual {now:.1e})"
+        if now <= self.floor:
+            return (
+                f"{head}, at {self.dtype}'s rounding floor (eps = {eps:.1e}; a residual near "
+                f"eps * ||b|| is all it resolves): loosen tol above {now:.0e}, or solve in float64."
+            )
+        return (
+            f"{head}: the matrix is ill-conditioned or singular for {what or 'this solver'}; add "
+            "damping, or loosen tol."
+        )
+
+
 # ---------------------------------------------------------------------------------------- direct
-def direct(a: torch.Tensor, b: torch.Tensor, least_squares: bool = False) -> SolveResult:
-    """Dense oracle: ``x = A^-1 b``, or ``x = pinv(A) b`` (minimum-norm least squares)."""
+def direct(
+    a: torch.Tensor, b: torch.Tensor, least_squares: bool = False, *, tol: float | None = None
+) -> SolveResult:
+    """Dense oracle: ``x = A^-1 b``, or ``x = pinv(A) b`` (minimum-norm least squares).
+
+    ``converged`` says whether the relative residual (``||A^T r|| / ||A^T b||`` for least squares) met
+    ``tol``; ``None`` asks for half the digits of the dtype, ``sqrt(eps)``.  A near-singular matrix
+    whose solve misses it warns (:class:`ConvergenceWarning`) instead of reporting success.
+    """
+    tol = math.sqrt(torch.finfo(b.dtype).eps) if tol is None else tol
+    _check_tol(tol, 1)
     if least_squares or a.shape[0] != a.shape[1]:
         x = torch.linalg.pinv(a) @ b
         r = b - a @ x
         res = _ratio((a.T @ r).norm(), (a.T @ b).norm())
-        return SolveResult(x, 1, res, True, [res], 0, misfit=_ratio(r.norm(), b.norm()))
-    else:
-        try:
-            x = torch.linalg.solve(a, b)
-        except RuntimeError as e:  # singular
-            raise checks.GifLiteError(
-                "the matrix is singular, so the system has no unique solution; add damping, or use "
-                "generalized_influence (least squares) instead"
-            ) from e
-        res = _ratio((b - a @ x).norm(), b.norm())
-    return SolveResult(x=x, iterations=1, residual=res, converged=True, history=[res], matvecs=0, misfit=res)
+        result = SolveResult(x, 1, res, res <= tol, [res], 0, misfit=_ratio(r.norm(), b.norm()))
+        return _finish("direct", result, tol, "The matrix is (nearly) rank deficient: add damping.")
+    try:
+        x = torch.linalg.solve(a, b)
+    except RuntimeError as e:  # singular
+        raise checks.GifLiteError(
+            "the matrix is singular, so the system has no unique solution; add damping, or use "
+            "generalized_influence (least squares) instead"
+        ) from e
+    res = _ratio((b - a @ x).norm(), b.norm())
+    result = SolveResult(x=x, iterations=1, residual=res, converged=res <= tol, history=[res], misfit=res)
+    return _finish("direct", result, tol, "The matrix is (nearly) singular: add damping.")
 
 
 # ---------------------------------------------------------------------------------------- cg
@@ -165,6 +253,8 @@ def cg(matvec: MatVec, b: torch.Tensor, *, tol: float = 1e-8, max_iter: int | No
     r, p = b.clone(), b.clone()
     rr = float(r @ r)
     history, it, hint = [1.0], 0, ""
+    stag = _Stagnation(max(_KRYLOV_WINDOW, b.numel()), tol, max_iter, b.dtype)
+    stag.update(1.0)
     while it < max_iter:
         ap = matvec(p)
         curvature = float(p @ ap)
@@ -178,6 +268,9 @@ def cg(matvec: MatVec, b: torch.Tensor, *, tol: float = 1e-8, max_iter: int | No
         it += 1
         history.append(math.sqrt(rr_new) / bnorm)
         if history[-1] <= tol:
+            break
+        if stag.update(history[-1]):
+            hint = stag.hint("CG")
             break
         p = r + (rr_new / rr) * p
         rr = rr_new
@@ -201,7 +294,9 @@ def minres(matvec: MatVec, b: torch.Tensor, *, tol: float = 1e-8, max_iter: int 
     beta, eta = beta1, beta1
     c_prev2 = c_prev = 1.0
     s_prev2 = s_prev = 0.0
-    history, it = [1.0], 0
+    history, it, hint = [1.0], 0, ""
+    stag = _Stagnation(max(_KRYLOV_WINDOW, b.numel()), tol, max_iter, b.dtype)
+    stag.update(1.0)
     while it < max_iter:
         p = matvec(v)
         alpha = float(v @ p)
@@ -223,12 +318,15 @@ def minres(matvec: MatVec, b: torch.Tensor, *, tol: float = 1e-8, max_iter: int 
         history.append(abs(eta) / beta1)
         if history[-1] <= tol or beta_next == 0.0:
             break
+        if stag.update(history[-1]):
+            hint = stag.hint("MINRES")
+            break
         v_prev, v = v, p / beta_next
         w_prev2, w_prev = w_prev, w
         c_prev2, c_prev, s_prev2, s_prev = c_prev, c, s_prev, s
         beta = beta_next
     res = relative_residual(matvec, b, x)
-    return _finish("minres", SolveResult(x, it, res, res <= tol, history, it + 1), tol)
+    return _finish("minres", SolveResult(x, it, res, res <= tol, history, it + 1), tol, hint)
 
 
 # ---------------------------------------------------------------------------------------- lissa
@@ -257,6 +355,7 @@ def lissa(
         raise checks.GifLiteError(f"lissa needs scale > 0 (above half the largest eigenvalue), got {scale}")
     y = b.clone()  # y_j = scale * x_j
     history, it, hint = [], 0, ""
+    stag = _Stagnation(_STATIONARY_WINDOW, tol, max_iter, b.dtype, floor_only=True)
     while it < max_iter:
         r = b - matvec(y) / scale  # residual of the current estimate x = y / scale
         history.append(float(r.norm()) / bnorm)
@@ -264,6 +363,9 @@ def lissa(
             break
         if not math.isfinite(history[-1]) or history[-1] > 1e8:
             hint = "LiSSA diverged: A has an eigenvalue <= 0 or >= 2*scale; add damping or raise scale."
+            break
+        if stag.update(history[-1]):
+            hint = stag.hint("LiSSA")
             break
         y += r
         it += 1
@@ -326,7 +428,9 @@ def lsqr(
     w, x = v.clone(), torch.zeros_like(v)
     phi_bar, rho_bar = beta, alpha
     normar0 = alpha * beta
-    history, it = [1.0], 0
+    history, it, hint = [1.0], 0, ""
+    stag = _Stagnation(max(_KRYLOV_WINDOW, v.numel()), tol, max_iter, v.dtype)
+    stag.update(1.0)
     while it < max_iter:
         u = matvec(v) - alpha * u
         beta = float(u.norm())
@@ -355,8 +459,12 @@ def lsqr(
         history.append(phi_bar * alpha * abs(c) / normar0)
         if history[-1] <= tol or alpha == 0.0:
             break
+        if stag.update(history[-1]):
+            hint = stag.hint("LSQR")
+            break
     res, misfit = _least_squares_check(matvec, rmatvec, b, x, normar0)
-    return _finish("lsqr", SolveResult(x, it, res, res <= tol, history, matvecs + 2, misfit), tol)
+    result = SolveResult(x, it, res, res <= tol, history, matvecs + 2, misfit)
+    return _finish("lsqr", result, tol, hint)
 
 
 # ---------------------------------------------------------------------------------------- landweber
@@ -397,6 +505,7 @@ def landweber(
     matvecs, restarts, foreseen = 1, 0, 0
     threshold = step_tol * math.sqrt(atb.numel())
     foresight: _LandweberForesight | None = None
+    stagnated = ""
     while True:
         while foresight is not None and foresight.doomed(c, threshold, max_iter):
             restarts, foreseen = restarts + 1, foreseen + 1
@@ -404,12 +513,16 @@ def landweber(
             c += normalizer_step
         x0 = atb / c**2
         x, diff_old, history, it, diverged = x0.clone(), math.inf, [], 0, False
+        stag = _Stagnation(_STATIONARY_WINDOW, 0.0, max_iter, atb.dtype, floor_only=True)
         while it < max_iter:
             x_new = x0 + x - rmatvec(matvec(x)) / c**2
             matvecs += 2
             diff = float((x_new - x).norm())
             x = x_new
             history.append(diff)
+            if stag.update(_ratio(diff, x.norm())):  # steps at the rounding floor of ||x||
+                stagnated = stag.hint("Landweber")
+                break
             if it % 2 == 0:
                 if diff > diff_old or not math.isfinite(diff):
                     diverged = True
@@ -421,17 +534,25 @@ def landweber(
         if not diverged:
             break
         restarts += 1
-        _landweber_restart_limit(restarts, max_restarts, c)
+        at_floor = _ratio(min(history), x.norm()) <= _floor(atb.dtype)
+        _landweber_restart_limit(restarts, max_restarts, c, at_floor)
         c += normalizer_step
         if foresight is None:
             foresight = _landweber_foresight(matvec, rmatvec, atb)
             matvecs += foresight.matvecs
     res, misfit = _least_squares_check(matvec, rmatvec, b, x, float(atb.norm()))
     note = f"(paper's iteration; normalizer {c:g} after {restarts} restarts, {foreseen} of them foreseen)"
+    note = f"{stagnated} {note}".lstrip()
     return _finish("landweber", SolveResult(x, it, res, res <= tol, history, matvecs + 2, misfit), tol, note)
 
 
-def _landweber_restart_limit(restarts: int, max_restarts: int, c: float) -> None:
+def _landweber_restart_limit(restarts: int, max_restarts: int, c: float, at_floor: bool = False) -> None:
+    if restarts > max_restarts and at_floor:
+        raise FloatingPointError(
+            f"landweber restarted {restarts} times (normalizer {c}) with its steps at the dtype's rounding "
+            "floor, where they stop falling and the paper's rule reads a rise as divergence: raise "
+            "step_tol, or solve in float64"
+        )
     if restarts > max_restarts:
         raise FloatingPointError(
             f"landweber diverged after {restarts} restarts (normalizer {c}); the iteration needs a "
@@ -562,6 +683,8 @@ def block_cg(
     rel = r.norm(dim=0) / scale
     p = _orthonormal(r[:, rel > tol])
     history, it, products, hint = [float(rel.max())], 0, 0, ""
+    stag = _Stagnation(max(_KRYLOV_WINDOW, n), tol, max_iter, b.dtype)
+    stag.update(history[0])
     while it < max_iter and p.shape[1] > 0:
         q = matmat(p)
         products += p.shape[1]
@@ -578,6 +701,9 @@ def block_cg(
         history.append(float(rel.max()))
         active = rel > tol
         if not bool(active.any()):
+            break
+        if stag.update(history[-1]):
+            hint = stag.hint("block CG")
             break
         z = r[:, active]
         p = _orthonormal(z - p @ torch.cholesky_solve(q.T @ z, chol))
@@ -608,7 +734,9 @@ def batched_minres(
     ones, zeros = torch.ones_like(beta1), torch.zeros_like(beta1)
     c_prev2, c_prev, s_prev2, s_prev = ones.clone(), ones.clone(), zeros.clone(), zeros.clone()
     active = beta1 > 0
-    history, it, products = [float((beta1 / scale).max())], 0, 0
+    history, it, products, hint = [float((beta1 / scale).max())], 0, 0, ""
+    stag = _Stagnation(max(_KRYLOV_WINDOW, n), tol, max_iter, b.dtype)
+    stag.update(history[0])
     while it < max_iter and bool(active.any()):
         idx = active.nonzero().squeeze(1)
         p = torch.zeros_like(b)
@@ -632,6 +760,9 @@ def batched_minres(
         rel = eta.abs() / scale
         history.append(float(rel.max()))
         active = ok & (rel > tol) & (beta_next > 0)
+        if bool(active.any()) and stag.update(history[-1]):
+            hint = stag.hint("MINRES")
+            break
         b_safe = torch.where(beta_next > 0, beta_next, ones)
         v_prev, v = torch.where(active, v, v_prev), torch.where(active, p / b_safe, v)
         w_prev2, w_prev = torch.where(active, w_prev, w_prev2), torch.where(active, w, w_prev)
@@ -639,7 +770,8 @@ def batched_minres(
         s_prev2, s_prev = torch.where(active, s_prev, s_prev2), torch.where(active, sn, s_prev)
         beta = torch.where(active, beta_next, beta)
     res = float(((b - matmat(x)).norm(dim=0) / scale).max())
-    return _finish("batched_minres", SolveResult(x, it, res, res <= tol, history, products + s), tol)
+    result = SolveResult(x, it, res, res <= tol, history, products + s)
+    return _finish("batched_minres", result, tol, hint)
 
 
 def batched_lsqr(
@@ -676,7 +808,9 @@ def batched_lsqr(
     normar0 = alpha * beta
     active = normar0 > 0
     n_safe = torch.where(active, normar0, ones)
-    history, it, products = [1.0 if bool(active.any()) else 0.0], 0, s
+    history, it, products, hint = [1.0 if bool(active.any()) else 0.0], 0, s, ""
+    stag = _Stagnation(max(_KRYLOV_WINDOW, v.shape[0]), tol, max_iter, b.dtype)
+    stag.update(history[0])
     while it < max_iter and bool(active.any()):
         u = matmat(v) - alpha * u
         if basis:
@@ -704,10 +838,13 @@ def batched_lsqr(
         rel = torch.where(active, phi_bar * alpha * c.abs() / n_safe, zeros)
         history.append(float(rel.max()))
         active = active & (rel > tol) & (alpha > 0)
+        if bool(active.any()) and stag.update(history[-1]):
+            hint = stag.hint("LSQR")
+            break
     r = b - matmat(x)
     atr, atb = rmatmat(r).norm(dim=0), rmatmat(b).norm(dim=0)
     res = float(torch.where(atb > 0, atr / torch.where(atb > 0, atb, ones), zeros).max())
     misfit = float((r.norm(dim=0) / _column_scale(b)).max())
     return _finish(
-        "batched_lsqr", SolveResult(x, it, res, res <= tol, history, products + 3 * s, misfit), tol
+        "batched_lsqr", SolveResult(x, it, res, res <= tol, history, products + 3 * s, misfit), tol, hint
     )

@@ -300,3 +300,95 @@ def test_block_solvers_refuse_bad_input_with_gif_lite_errors_before_any_product(
         with pytest.raises(gl.GifLiteTypeError, match="callables"):
             solve(*(None for _ in maps), good)
     assert not calls
+
+
+# ------------------------------------------------------------------------------------------ stagnation
+def _float32_spd(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.from_numpy(_spd(seed)).float(), torch.from_numpy(_b(seed, N)).float()
+
+
+def test_lissa_below_float32s_reach_stops_on_stagnation_naming_the_floor() -> None:
+    """A tolerance float32 cannot meet: LiSSA stops within a few hundred steps, not at max_iter = 10^7."""
+    a, b = _float32_spd()
+    with pytest.warns(S.ConvergenceWarning, match=r"Stagnated.*float32's rounding floor.*eps") as rec:
+        res = S.lissa(lambda v: a @ v, b, tol=1e-12, max_iter=10**7)
+    assert not res.converged and res.iterations < 2_000
+    assert res.residual < 1e-5  # it did reach the floor first
+    assert len([w for w in rec if issubclass(w.category, S.ConvergenceWarning)]) == 1
+
+
+@pytest.mark.parametrize("name", ["minres", "batched_minres"])
+def test_minres_on_an_inconsistent_singular_system_stops_naming_conditioning(name: str) -> None:
+    """``b`` outside the range of a singular ``A``: the residual cannot fall, so the solve stops early."""
+    rng = np.random.default_rng(3)
+    q, _ = np.linalg.qr(rng.standard_normal((N, N)))
+    mu = np.r_[np.zeros(5), rng.uniform(0.5, 20.0, N - 5)]
+    a = torch.from_numpy((q * mu) @ q.T)
+    b = torch.from_numpy(rng.standard_normal(N))
+    b = b if name == "minres" else torch.stack([b, 2 * b + 1], 1)
+    with pytest.warns(S.ConvergenceWarning, match="ill-conditioned or singular"):
+        res = getattr(S, name)(lambda v: a @ v, b, tol=1e-10, max_iter=10**6)
+    assert not res.converged and res.iterations < 5_000
+
+
+@pytest.mark.parametrize(
+    "name", ["cg", "minres", "lissa", "lsqr", "block_cg", "batched_minres", "batched_lsqr"]
+)
+def test_stagnation_never_changes_a_converging_solve(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A solve that meets ``tol`` gives bit-identical answers with the stagnation test switched off."""
+    a = torch.from_numpy(_spd(11) if name in ("cg", "lissa", "block_cg") else _indefinite(11))
+    b = torch.from_numpy(_b(11, N))
+    block = torch.stack([b, b.flip(0)], 1)
+    calls = {
+        "cg": lambda: S.cg(lambda v: a @ v, b, tol=1e-12),
+        "minres": lambda: S.minres(lambda v: a @ v, b, tol=1e-12),
+        "lissa": lambda: S.lissa(lambda v: a @ v, b, tol=1e-10, max_iter=100_000),
+        "lsqr": lambda: S.lsqr(lambda v: a @ v, lambda v: a @ v, b, tol=1e-12),
+        "block_cg": lambda: S.block_cg(lambda v: a @ v, block, tol=1e-12),
+        "batched_minres": lambda: S.batched_minres(lambda v: a @ v, block, tol=1e-12),
+        "batched_lsqr": lambda: S.batched_lsqr(lambda v: a @ v, lambda v: a @ v, block, tol=1e-12),
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", S.ConvergenceWarning)
+        on = calls[name]()
+        monkeypatch.setattr(S._Stagnation, "update", lambda self, value: False)
+        off = calls[name]()
+    assert on.converged and torch.equal(on.x, off.x) and on.iterations == off.iterations
+
+
+def test_the_stagnation_rule_waits_for_a_slow_but_steady_run() -> None:
+    """LiSSA at rate 1 - 1e-3 gains under 10% per 50 steps, yet runs on: its residual falls every step."""
+    a = torch.linspace(1e-3, 1.0, N, dtype=torch.float64)
+    b = torch.ones(N, dtype=torch.float64)
+    with pytest.warns(S.ConvergenceWarning, match="stopped after 3000 iterations") as rec:
+        res = S.lissa(lambda v: a * v, b, scale=1.0, tol=1e-12, max_iter=3_000)
+    assert not res.converged and not any("Stagnated" in str(w.message) for w in rec)
+    res = S.lissa(lambda v: a * v, b, scale=1.0, tol=1e-6, max_iter=100_000)
+    assert res.converged  # the same slow run meets a reachable tolerance
+
+
+def test_direct_reports_an_unmet_residual_instead_of_success() -> None:
+    """A singular matrix that LU does not flag: ``converged`` follows the residual, and a warning names it."""
+    rng = np.random.default_rng(0)
+    q, _ = np.linalg.qr(rng.standard_normal((N, N)))
+    mu = np.r_[np.zeros(3), rng.uniform(0.5, 20.0, N - 3)]
+    for dtype in (torch.float64, torch.float32):
+        a = torch.from_numpy((q * mu) @ q.T).to(dtype)
+        b = torch.from_numpy(rng.standard_normal(N)).to(dtype)
+        with pytest.warns(S.ConvergenceWarning, match="direct solved with relative residual.*singular"):
+            res = S.direct(a, b)
+        assert not res.converged and res.residual > 0.1
+    good = torch.from_numpy(_spd(1))
+    res = S.direct(good, torch.from_numpy(_b(1, N)), tol=1e-12)
+    assert res.converged and res.residual <= 1e-12
+    with pytest.raises(gl.GifLiteError, match="tol"):
+        S.direct(good, torch.from_numpy(_b(1, N)), tol=0.0)
+
+
+def test_landweber_at_the_floor_says_so_when_it_gives_up() -> None:
+    rect = torch.from_numpy(_rect(2, 60, 20)).float()
+    b = torch.from_numpy(_b(2, 60)).float()
+    with pytest.raises(FloatingPointError, match="rounding floor"):
+        S.landweber(
+            lambda v: rect @ v, lambda u: rect.T @ u, b, max_iter=10**6, step_tol=0.0, normalizer=20.0
+        )
