@@ -24,10 +24,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from gif_lite.book.configs import TINYCNN_RECIPE
 from gif_lite.book.data import DataSplits, load_data
 from gif_lite.book.models import build_model
 from gif_lite.params import count_parameters
-from gif_lite.train import TINYCNN_RECIPE, TrainResult, evaluate, train_lbfgs, train_minibatch
+from gif_lite.train import TrainResult, evaluate, train_lbfgs, train_minibatch
 
 MLP: dict[str, Any] = {
     "sizes": (64, 32, 10),

@@ -102,7 +102,6 @@ from .spectrum import (
 )
 from .tasks import InfluenceProblem, relabel_problem, removal_problem
 from .train import (
-    TINYCNN_RECIPE,
     Evaluation,
     Recipe,
     Trainer,
@@ -110,6 +109,7 @@ from .train import (
     TrainResult,
     drop_examples,
     evaluate,
+    newton_polish,
     objective_value,
     predict,
     relabel_examples,

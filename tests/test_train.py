@@ -11,6 +11,7 @@ from torch.nn import functional as F
 
 import gif_lite as gl
 from gif_lite import train as gt
+from gif_lite.book.configs import TINYCNN_RECIPE
 from gif_lite.book.data import load_data
 from gif_lite.book.models import build_model
 from gif_lite.params import flat_params
@@ -96,7 +97,7 @@ def test_minibatch_training_is_bit_reproducible(fashion_small, threads: int) -> 
 
     def run(seed: int) -> tuple[torch.Tensor, list[float]]:
         model = build_model("tinycnn", seed=0)
-        recipe = gt.TINYCNN_RECIPE  # cosine schedule, weight decay; keywords override its fields
+        recipe = TINYCNN_RECIPE  # cosine schedule, weight decay; keywords override its fields
         res = gt.train_minibatch(
             model, CE, fashion_small, recipe, epochs=2, batch_size=32, seed=seed, progress=False
         )
@@ -309,3 +310,28 @@ def test_train_minibatch_refuses_bad_data_before_training_and_never_loses_the_mo
     with pytest.raises((IndexError, RuntimeError)):
         gt.train_minibatch(model, F.cross_entropy, (x, bad_y), epochs=2, batch_size=8, lr=0.1, progress=False)
     assert gc.ModelState(model).same_as(before)
+
+
+# ---------------------------------------------------------------------------------------------- Newton
+
+
+def test_newton_polish_reaches_the_optimum_that_lbfgs_approaches() -> None:
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(40, 4, generator=gen, dtype=torch.float64)
+    data = (x, torch.arange(40) % 3)
+
+    def trained(tol: float) -> nn.Module:
+        torch.manual_seed(0)
+        model = nn.Linear(4, 3).double()
+        gt.train_lbfgs(model, F.cross_entropy, data, weight_decay=0.1, tol=tol, progress=False)
+        return model
+
+    exact = flat_params(trained(1e-8))
+    rough = trained(1e-3)
+    norm = gt.newton_polish(rough, F.cross_entropy, data, weight_decay=0.1, tol=1e-12)
+    assert norm < 1e-12
+    assert _objective_grad_norm(rough, data, 0.1) < 1e-11  # measured independently
+    # exact is only within 1e-8 / 0.1 of the optimum (the objective is 0.1-strongly convex)
+    assert float((flat_params(rough) - exact).norm() / exact.norm()) <= 1e-6
+    with pytest.warns(gt.TrainingWarning, match="Newton stopped"):
+        gt.newton_polish(trained(1e-3), F.cross_entropy, data, weight_decay=0.1, tol=1e-30, max_steps=1)

@@ -11,8 +11,9 @@ example ``i`` helped test example ``j`` more (removing it would raise ``j``'s lo
 * :func:`representer_values`: representer points (Yeh et al. 2018) of an L2-regularised linear
   classifier: at its optimum ``W = -(1 / (wd n)) sum_i (p_i - y_i) [x_i; 1]^T``, so test logits split
   exactly into one term per training example.
-* :func:`newton_polish`: Newton steps (conjugate gradients on HVPs) that take a convex model from
-  where L-BFGS left it to a gradient norm every CPU kernel family reaches in float64.
+* ``newton_polish`` (:func:`gif_lite.train.newton_polish`, re-exported here for the chapters): Newton
+  steps that take a convex model from where L-BFGS left it to a gradient norm every CPU kernel family
+  reaches in float64.
 * :func:`leave_one_out`: the actual change of the mean test loss after retraining without each example.
 * :func:`lds` and :func:`lds_rows`: the linear datamodeling score (Park et al. 2023) of a score matrix,
   from models trained on random subsets (its mean over test examples, and its value per test example).
@@ -21,7 +22,6 @@ example ``i`` helped test example ``j`` more (removing it would raise ``j``'s lo
 from __future__ import annotations
 
 import copy
-import warnings
 from collections.abc import Callable, Sequence
 
 import torch
@@ -29,10 +29,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..attribution import example_gradients
-from ..influence import influence
 from ..objective import Data, LossFn, Objective
-from ..params import flat_params, set_flat_params
-from ..train import TrainingWarning, train_lbfgs
+from ..params import flat_params, keep_mask, set_flat_params
+from ..train import newton_polish, train_lbfgs
 
 __all__ = [
     "gradient_similarity",
@@ -116,42 +115,6 @@ def representer_values(linear: nn.Linear, train: Data, test: Data, weight_decay:
     return alpha.T[yt] * kernel
 
 
-def newton_polish(
-    model: nn.Module,
-    loss_fn: LossFn,
-    data: Data,
-    *,
-    weight_decay: float,
-    tol: float = 1e-10,
-    max_steps: int = 20,
-) -> float:
-    """Newton steps ``theta <- theta - H^-1 grad L`` on ``model`` in place until ``||grad L|| < tol``;
-    returns the final gradient norm.
-
-    Each step is solved by conjugate gradients on Hessian-vector products to a relative residual of
-    1e-12, so it needs no dense Hessian.  Meant for a convex objective (positive definite ``H``) that
-    L-BFGS has already brought near its optimum, where Newton converges quadratically: a few steps reach
-    a gradient norm near float64 rounding whatever the CPU's kernels, where L-BFGS's last digits vary
-    with them.  Warns with :class:`~gif_lite.train.TrainingWarning` if ``tol`` is not reached.
-    """
-    norm = float("inf")
-    for _ in range(max_steps):
-        obj = Objective(model, loss_fn, data, weight_decay)
-        grad = obj.gradient()
-        previous, norm = norm, float(grad.norm())
-        if norm < tol or norm >= previous:  # converged, or rounding has taken over
-            break
-        step = influence(obj, -grad, solver="cg", tol=1e-12, max_iter=10 * obj.num_params).delta
-        set_flat_params(model, flat_params(model) + step)
-    else:
-        norm = float(Objective(model, loss_fn, data, weight_decay).gradient().norm())
-    if norm >= tol:
-        warnings.warn(
-            f"Newton stopped at ||grad|| = {norm:.3g} > tol = {tol:g}", TrainingWarning, stacklevel=2
-        )
-    return norm
-
-
 def leave_one_out(
     model: nn.Module,
     loss_fn: LossFn,
@@ -176,8 +139,7 @@ def leave_one_out(
     base = test_loss(model)
     out = []
     for i in indices:
-        keep = torch.ones(len(y), dtype=torch.bool)
-        keep[i] = False
+        keep = keep_mask(torch.tensor([int(i)]), len(y))
         new = copy.deepcopy(model)
         train_lbfgs(
             new,

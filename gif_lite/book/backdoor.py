@@ -31,17 +31,19 @@ estimators predict from the trained model (:func:`gif_lite.relabel_problem`).
 
 from __future__ import annotations
 
-import math
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from functools import partial
 
 import torch
 from torch import nn
 
 from .. import solvers as S
-from ..params import apply_update, flat_params, set_flat_params
+from ..params import keep_mask
 from ..train import predict
 from ..types import Data
+from .experiments import f1
+from .experiments import paper_step_search as _paper_step_search
 
 __all__ = [
     "add_trigger",
@@ -145,11 +147,6 @@ def attack_success_rate(
 # the paper's own Table 3 protocol
 
 
-def f1(a: float, b: float) -> float:
-    """Harmonic mean ``2ab / (a + b)`` of two accuracies (0 when both are 0): the paper's score."""
-    return 0.0 if a + b == 0 else 2.0 * a * b / (a + b)
-
-
 def paper_scores(
     model: nn.Module, train: Data, group: torch.Tensor, true_labels: torch.Tensor, target: int
 ) -> dict[str, float]:
@@ -166,8 +163,7 @@ def paper_scores(
         raise ValueError(f"true_labels has {true_labels.shape[0]} entries for a group of {group.numel()}")
     preds = predict(model, inputs).argmax(dim=1)
     labels, group = labels.to(preds.device), group.to(preds.device)
-    keep = torch.ones(len(labels), dtype=torch.bool, device=preds.device)
-    keep[group] = False
+    keep = keep_mask(group, len(labels), preds.device)
     clean = float((preds[keep] == labels[keep]).double().mean())
     relabel = float((preds[group] == true_labels.to(preds.device)).double().mean())
     corrupt = float((preds[group] == target).double().mean())
@@ -209,46 +205,21 @@ def relabel_scores(
     return out
 
 
-def paper_step_search(
-    model: nn.Module,
-    delta: torch.Tensor,
-    subset: torch.Tensor | None,
-    score_fn: Callable[[nn.Module], float],
-    increment: float = 0.3,
-    patience: int = 10,
-    max_steps: int = 300,
-) -> tuple[float, float, int]:
-    """The paper's step search: ``theta[P] += increment * delta / ||delta||`` again and again.
-
-    After each increment the model is scored; the search stops after ``patience`` increments without
-    a better score, or ``max_steps`` increments (its Table 3 notebook: 0.3, 10 and 300; cell 5,
-    lines 116 and 147).  Returns the best step length (a multiple of ``increment``), its score and
-    the number of models scored; ``model`` is restored to its parameters afterwards, even on error.
-    """
-    if not (increment > 0 and math.isfinite(increment)):
-        raise ValueError(f"increment must be a finite number > 0, got {increment}")
-    if patience < 1 or max_steps < 1:
-        raise ValueError(f"patience and max_steps must be >= 1, got {patience} and {max_steps}")
-    theta = flat_params(model)
-    length = float(delta.norm())
-    if length == 0.0:
-        raise ValueError("delta is zero: there is no direction to step along")
-    best_step, best_score, worse, evaluations = 0.0, -math.inf, 0, 0
-    try:
-        for k in range(1, max_steps + 1):
-            set_flat_params(model, theta)
-            apply_update(model, delta * (k * increment / length), subset)
-            score = float(score_fn(model))
-            evaluations += 1
-            if score > best_score:
-                best_step, best_score, worse = k * increment, score, 0
-            else:
-                worse += 1
-                if worse >= patience:
-                    break
-    finally:
-        set_flat_params(model, theta)
-    return best_step, best_score, evaluations
+#: The paper's step search with its Table 3 settings (cell 5, lines 116 and 147): the update, scaled to
+#: norm ``increment`` (0.3 there), is added again and again until ``patience = 10`` additions bring no
+#: better score or 300 are made; no finer or boosted steps and no accuracy stops.  Called as
+#: ``paper_step_search(model, delta, subset, score_fn, increment)``, ``score_fn`` returning the F1
+#: (:func:`paper_scores`); returns the best step length, its score and the path (one entry per model
+#: scored).  One walk, :func:`gif_lite.book.experiments.paper_step_search`, with other settings.
+paper_step_search = partial(
+    _paper_step_search,
+    max_steps=300,
+    patience=10,
+    fine_above=None,
+    stop_removed=None,
+    stop_rest=None,
+    boost_after=None,
+)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
+from ..params import keep_mask
 from ..types import Data as Split
 
 __all__ = [
@@ -169,9 +170,7 @@ def stratified_split(targets: torch.Tensor, fraction: float, seed: int) -> tuple
         k = min(max(round(fraction * members.numel()), 1), members.numel() - 1)
         held.append(members[torch.randperm(members.numel(), generator=generator)[:k]])
     held_out = torch.cat(held).sort().values
-    mask = torch.ones(targets.numel(), dtype=torch.bool)
-    mask[held_out] = False
-    return mask.nonzero().flatten(), held_out
+    return keep_mask(held_out, targets.numel()).nonzero().flatten(), held_out
 
 
 def _to_inputs(

@@ -3,16 +3,20 @@
 Used by: quickstart, class_removal, selection_study, backdoor, inside.
 
 Class removal is scored as in the GIF paper: with ``a`` the accuracy on the removed classes and ``b``
-the accuracy on the rest, ``F1 = 2 (1 - a) b / ((1 - a) + b)``.  Distances between two models are
-measured on their predictive distributions: the share of inputs where their argmax agrees, and the
-mean ``KL(p_ref || p)``.
+the accuracy on the rest, ``F1 = 2 (1 - a) b / ((1 - a) + b)`` (:func:`f1`, the harmonic mean, is the one
+F1 of the book; Table 3 scores relabelling with it too).  Distances between two models are measured on
+their predictive distributions: the share of inputs where their argmax agrees, and the mean
+``KL(p_ref || p)``.
 
 The paper renormalises every update to a fixed norm, ``theta[P] + s * delta / ||delta||``, and picks
 the step ``s`` by the best score; :func:`best_step` does that on a split the caller names (the book
-uses validation, never test).  :func:`removal_setup` builds one class-removal problem (a
-:class:`RemovalSetup`) and :func:`compare_methods` runs IF, PIF, FIF, GIF and second-order group
-influence on it, one row per (method, ratio), raw and step-picked.  Paper-scale settings live in
-:mod:`gif_lite.book.configs`.
+uses validation, never test), and :func:`paper_step_search` walks the step as the paper's notebooks do.
+:func:`removal_setup` builds one class-removal problem (a :class:`RemovalSetup`) and
+:func:`compare_methods` runs IF, PIF, FIF, GIF and second-order group influence on it, one row per
+(method, ratio), raw and step-picked; :func:`compare_scored` does the same against several retrained
+models (:class:`RemovalScorer`), on a :class:`RememberedHVP` if asked.  :func:`gif_directions` lists
+GIF's candidate directions (the paper's iteration, LSQR stopped early and converged, Tikhonov).  The
+training recipes live in :mod:`gif_lite.book.configs`.
 """
 
 from __future__ import annotations
@@ -20,35 +24,51 @@ from __future__ import annotations
 import copy
 import math
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..influence import Estimators, generalized_influence, influence, second_order_influence
+from ..curvature import CurvatureOperator
+from ..influence import (
+    Estimators,
+    default_tol,
+    generalized_influence,
+    influence,
+    misfit,
+    second_order_influence,
+)
 from ..objective import Objective
 from ..params import apply_update, check_group, embed, flat_params, keep_mask, set_flat_params
 from ..selection import select
-from ..solvers import ConvergenceWarning, lsqr
+from ..solvers import ConvergenceWarning, SolveResult, landweber, lsqr
 from ..train import Recipe, TrainingWarning, evaluate, predict, train_lbfgs, train_minibatch
 from ..types import Data as Split
-from ..types import LossFn
+from ..types import LossFn, MatVec
+from .chapter_utils import cos
+from .configs import FIT_RECIPE
 
 __all__ = [
     "FIT_RECIPE",
     "SUBSET_METHODS",
     "Direction",
     "Estimate",
+    "RememberedHVP",
+    "RemovalScorer",
     "RemovalSetup",
     "apply_copy",
     "best_step",
     "compare_methods",
+    "compare_scored",
     "cosine",
+    "f1",
     "fit",
     "gif_directions",
+    "gif_directions_block",
     "mean_kl",
     "paper_step_search",
     "prediction_agreement",
@@ -56,6 +76,7 @@ __all__ = [
     "removal_scores",
     "removal_setup",
     "scaled_update",
+    "selection_grid",
     "tikhonov_gif",
 ]
 
@@ -66,13 +87,17 @@ SUBSET_METHODS = ("PIF", "FIF", "GIF")
 # scores and distances
 
 
+def f1(a: float, b: float) -> float:
+    """Harmonic mean ``2ab / (a + b)`` of two scores (0 when both are 0): the GIF paper's F1."""
+    return 0.0 if a + b == 0 else 2.0 * a * b / (a + b)
+
+
 def removal_f1(acc_removed: float, acc_rest: float) -> float:
-    """The paper's class-removal F1: harmonic mean of ``1 - acc_removed`` and ``acc_rest`` (0 if both are 0)."""
+    """The paper's class-removal F1: :func:`f1` of ``1 - acc_removed`` and ``acc_rest``."""
     for name, value in (("acc_removed", acc_removed), ("acc_rest", acc_rest)):
         if not 0.0 <= value <= 1.0:
             raise ValueError(f"{name} must be an accuracy in [0, 1], got {value}")
-    forget = 1.0 - acc_removed
-    return 0.0 if forget + acc_rest == 0 else 2.0 * forget * acc_rest / (forget + acc_rest)
+    return f1(1.0 - acc_removed, acc_rest)
 
 
 def removal_scores(model: nn.Module, data: Split, removed: Sequence[int]) -> dict[str, float]:
@@ -98,8 +123,42 @@ def mean_kl(model: nn.Module, reference: nn.Module, inputs: torch.Tensor) -> flo
     return float((log_ref.exp() * (log_ref - log_p)).sum(dim=1).mean())
 
 
+class RemovalScorer:
+    """Class-removal scores of models on one split, against fixed reference (retrained) models.
+
+    ``scorer(model)`` returns :func:`removal_scores` (``acc_removed``, ``acc_rest``, ``f1``) and, with
+    ``references``, ``agreement`` and ``kl``: :func:`prediction_agreement` and :func:`mean_kl` with each
+    reference, averaged over the references.  The references' predictions are computed once, so each
+    call costs one forward pass of ``model`` over the split.
+    """
+
+    def __init__(self, data: Split, removed: Sequence[int], references: Sequence[nn.Module] = ()) -> None:
+        self.data = data
+        self.removed = tuple(int(c) for c in removed)
+        targets = data[1]
+        self._mask = torch.isin(targets, torch.as_tensor(self.removed, device=targets.device))
+        self._refs = [_log_probs(r, data[0]) for r in references]
+
+    def __call__(self, model: nn.Module) -> dict[str, float]:
+        inputs, targets = self.data
+        outputs = predict(model, inputs)
+        targets = targets.to(outputs.device)
+        correct = (outputs.argmax(dim=1) == targets).double()
+        mask = self._mask.to(outputs.device)
+        a = float(correct[mask].mean()) if mask.any() else math.nan
+        b = float(correct[~mask].mean()) if (~mask).any() else math.nan
+        row = {"acc_removed": a, "acc_rest": b, "f1": removal_f1(a, b)}
+        if self._refs:
+            log_p = F.log_softmax(outputs.double(), dim=1)
+            pred = log_p.argmax(dim=1)
+            agree = [float((pred == ref.argmax(dim=1)).double().mean()) for ref in self._refs]
+            kl = [float((ref.exp() * (ref - log_p)).sum(dim=1).mean()) for ref in self._refs]
+            row |= {"agreement": sum(agree) / len(agree), "kl": sum(kl) / len(kl)}
+        return row
+
+
 # --------------------------------------------------------------------------------------------------
-# updates and the step search
+# updates and the step searches
 
 
 def scaled_update(delta: torch.Tensor, norm: float) -> torch.Tensor:
@@ -146,135 +205,73 @@ def best_step(
     return table[best]["step"], table[best]["score"], table
 
 
-# --------------------------------------------------------------------------------------------------
-# the method loop
-
-
-@dataclass
-class Estimate:
-    """One update: method, ratio (1.0 for all parameters), subset P (None: all), delta on P, HVPs used."""
-
-    method: str
-    ratio: float
-    subset: torch.Tensor | None
-    delta: torch.Tensor
-    hvps: int
-    info: dict[str, Any] = field(default_factory=dict)
-
-
-def _estimates(
-    setup: RemovalSetup,
-    ratios: Sequence[float],
-    selection: str,
-    methods: Sequence[str],
-    max_iter: int,
-) -> list[Estimate]:
-    """Solve every (method, ratio): IF once on all parameters (PIF slices it), FIF and GIF per subset."""
-    model, obj, g, (x_u, y_u) = setup.model, setup.obj, setup.g, setup.examples
-    estimators = Estimators({"max_iter": max_iter})
-    out: list[Estimate] = []
-    with warnings.catch_warnings():  # iteration caps are deliberate; residuals are reported instead
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        if "IF" in methods:
-            full = estimators("IF", obj, g)
-            out.append(Estimate("IF", 1.0, None, full.delta, full.hvps))
-        if "gradient" in methods:  # the Hessian-free control: move all parameters along g itself
-            out.append(Estimate("gradient", 1.0, None, g.clone(), 0))
-        if "first-order" in methods:  # q H^-1 g_U on the full-data H: second order's first term
-            r = influence(setup.second_order[0], g, max_iter=max_iter)  # not the IF cache
-            out.append(Estimate("first-order", 1.0, None, r.delta, r.hvps))
-        if "second-order" in methods:
-            full_obj, group_obj, fraction = setup.second_order
-            so = second_order_influence(full_obj, group_obj, fraction, max_iter=max_iter)
-            out.append(Estimate("second-order", 1.0, None, so.delta, so.hvps))
-        for ratio in ratios:
-            p = select(model, selection, ratio, x_u, y_u, loss_fn=setup.loss_fn).subset
-            for name in SUBSET_METHODS:
-                if name in methods:
-                    r = estimators(name, obj, g, p)
-                    out.append(Estimate(name, ratio, r.subset, r.delta, r.hvps))
-    return out
-
-
-def _residual(obj: Objective, g: torch.Tensor, est: Estimate) -> float:
-    """``||H delta_full - g|| / ||g||``: the share of the gradient change the update leaves uncancelled."""
-    delta = est.delta.to(g)
-    full = delta if est.subset is None else embed(delta, est.subset, obj.num_params)
-    return float((obj.hvp(full) - g).norm() / g.norm())
-
-
-def _metrics(
-    model: nn.Module, test: Split, removed: Sequence[int], reference: nn.Module | None, prefix: str
-) -> dict[str, float]:
-    row = {f"{prefix}{k}": v for k, v in removal_scores(model, test, removed).items()}
-    if reference is not None:
-        row[f"{prefix}agreement"] = prediction_agreement(model, reference, test[0])
-        row[f"{prefix}kl"] = mean_kl(model, reference, test[0])
-    return row
-
-
-def compare_methods(
-    setup: RemovalSetup,
-    val: Split,
-    test: Split,
+def paper_step_search(
+    model: nn.Module,
+    delta: torch.Tensor,
+    subset: torch.Tensor | None,
+    scores_fn: Callable[[nn.Module], Mapping[str, float] | float],
+    increment: float = 0.03,
     *,
-    reference: nn.Module | None = None,
-    methods: Sequence[str] = ("IF", "PIF", "FIF", "GIF"),
-    ratios: Sequence[float] = (0.05, 0.1, 0.3),
-    selection: str = "highest_gradients",
-    steps: Sequence[float] = (0.5, 1.0, 2.0, 4.0, 8.0),
-    max_iter: int = 20,
-) -> list[dict[str, Any]]:
-    """Run the ``methods`` on the removal ``setup`` (from :func:`removal_setup`); one row per (method, ratio).
+    max_steps: int = 200,
+    patience: int | None = None,
+    fine_above: float | None = 0.85,
+    stop_removed: float | None = 1e-4,
+    stop_rest: float | None = 0.8,
+    boost_after: int | None = 20,
+) -> tuple[float, float, list[dict[str, float]]]:
+    """The GIF paper's step search: walk along ``delta / ||delta||`` and keep the best F1 seen.
 
-    ``methods`` are ``"IF"`` (all parameters), ``"PIF"``/``"FIF"``/``"GIF"`` at each ratio of
-    ``selection`` (driven by the removed examples), ``"second-order"`` (:func:`second_order_influence`
-    on ``setup.second_order``), ``"first-order"`` (``H^-1 g`` with the *full-data* Hessian of
-    ``setup.second_order``: the second-order estimate's first term, so both orders use one Hessian,
-    while IF uses the retained one) and ``"gradient"``, the Hessian-free control ``delta = g``; rows
-    come in the order IF, gradient, first-order, second-order, then per ratio PIF, FIF, GIF.  The estimators use ``setup.obj``'s Hessian and
-    ``setup.g``; solvers stop after ``max_iter`` iterations (reported, not warned).  Per row: ``raw_*``
-    are test scores of ``theta[P] + delta``; ``step`` is picked by the F1 on ``val`` over ``steps``
-    (norms of the renormalised update) and ``val_*`` are test scores at that step; ``*_agreement``/
-    ``*_kl`` compare with ``reference`` (the retrained model) on test; ``residual = ||H delta - g|| /
-    ||g||``.  PIF slices the one IF solve, so its ``hvps`` are IF's.
+    ``scores_fn(model)`` returns the F1 itself or a dict of scores holding it under ``"f1"`` (e.g.
+    :func:`removal_scores`).  Each step adds ``increment`` to the norm of the update (a third of it
+    once the F1 reaches ``fine_above``; fivefold from step ``boost_after`` on if the best F1 is still
+    below 0.2).  The walk stops after ``max_steps`` steps, after ``patience`` steps in a row without a
+    better F1, or when the scores' ``acc_removed`` falls below ``stop_removed`` or ``acc_rest`` below
+    ``stop_rest``; a setting of None turns its rule off.  The defaults are the class-removal notebooks'
+    (Table 2); :data:`gif_lite.book.backdoor.paper_step_search` binds those of Table 3 (fixed
+    increments, patience 10, 300 steps).  Give it a validation split (the paper scored the test set).
+    Returns the best norm, its F1 and the path (one dict of scores per step, with its ``"step"``);
+    ``model`` is restored, even on error.
     """
-    unknown = set(methods) - {"IF", "gradient", "first-order", "second-order", *SUBSET_METHODS}
-    if unknown:
+    if not (increment > 0 and math.isfinite(increment)) or max_steps < 1:
         raise ValueError(
-            f"unknown methods {sorted(unknown)}; valid: IF, gradient, first-order, second-order, PIF, FIF, GIF"
+            f"increment must be a finite number > 0 and max_steps >= 1, got {increment} and {max_steps}"
         )
-    obj, g, removed = setup.obj, setup.g, setup.removed
-    work = copy.deepcopy(setup.model)  # HVP graphs of obj stay on the model; the step search writes on `work`
-    rows: list[dict[str, Any]] = []
-    for est in _estimates(setup, ratios, selection, methods, max_iter):
-        row: dict[str, Any] = {
-            "method": est.method,
-            "ratio": est.ratio,
-            "params": est.delta.numel(),
-            "hvps": est.hvps,
-            "residual": _residual(obj, g, est),
-            "norm": float(est.delta.norm()),
-        }
-        row |= _metrics(apply_copy(work, est.delta, est.subset), test, removed, reference, "raw_")
-        step, score, _ = best_step(
-            work, est.delta, est.subset, steps, lambda m: removal_scores(m, val, removed)["f1"]
-        )
-        row |= {"step": step, "val_f1_at_step": score}
-        picked = apply_copy(work, scaled_update(est.delta, step), est.subset)
-        row |= _metrics(picked, test, removed, reference, "val_")
-        rows.append(row)
-    return rows
+    if patience is not None and patience < 1:
+        raise ValueError(f"patience must be >= 1 (or None), got {patience}")
+    if float(delta.norm()) == 0.0:
+        raise ValueError("delta is zero: there is no direction to step along")
+    theta, unit = flat_params(model), scaled_update(delta, 1.0)
+    path: list[dict[str, float]] = []
+    norm, best, best_norm, scale, last_f1, worse = 0.0, -math.inf, 0.0, 1.0, 0.0, 0
+    try:
+        for count in range(1, max_steps + 1):
+            fine = fine_above is not None and last_f1 >= fine_above
+            norm += increment * scale / (3.0 if fine else 1.0)
+            apply_update(model, unit, subset, norm)
+            found = scores_fn(model)
+            s = dict(found) if isinstance(found, Mapping) else {"f1": float(found)}
+            set_flat_params(model, theta)
+            last_f1 = s["f1"]
+            path.append({"step": norm, **s})
+            if last_f1 > best:
+                best, best_norm, worse = last_f1, norm, 0
+            else:
+                worse += 1
+            if stop_removed is not None and s["acc_removed"] < stop_removed:
+                break
+            if stop_rest is not None and s["acc_rest"] < stop_rest:
+                break
+            if patience is not None and worse >= patience:
+                break
+            if boost_after is not None and count >= boost_after and best < 0.2:
+                scale = 5.0
+    finally:
+        set_flat_params(model, theta)
+    return best_norm, best, path
 
 
 # --------------------------------------------------------------------------------------------------
 # the small setting shared by the Part II chapters
-
-
-#: The recipe :func:`fit` uses unless told otherwise: Adam, cosine schedule, 10 epochs.
-FIT_RECIPE = Recipe(
-    epochs=10, batch_size=128, lr=1e-2, optimizer="adam", schedule="cosine", weight_decay=1e-3
-)
 
 
 def fit(
@@ -360,176 +357,7 @@ def removal_setup(
 
 
 # --------------------------------------------------------------------------------------------------
-# GIF's direction: the paper's iteration, truncated solves and Tikhonov-regularised least squares
-
-
-def cosine(a: torch.Tensor, b: torch.Tensor) -> float:
-    """``a . b / (||a|| ||b||)`` in float64; 0 when either vector is zero."""
-    if a.shape != b.shape:
-        raise ValueError(f"cosine needs two vectors of one shape, got {tuple(a.shape)} and {tuple(b.shape)}")
-    a, b = a.detach().double().flatten(), b.detach().double().to(a.device).flatten()
-    den = float(a.norm() * b.norm())
-    return 0.0 if den == 0.0 else float(a @ b) / den
-
-
-@dataclass
-class Direction:
-    """A candidate GIF update on P: ``family`` (series, landweber, lsqr, tikhonov), its knob, delta, misfit.
-
-    ``misfit = ||H[:,P] delta - g|| / ||g||`` (the share of g the update leaves uncancelled, unscaled).
-    """
-
-    name: str
-    family: str
-    knob: float
-    delta: torch.Tensor
-    misfit: float
-    hvps: int
-
-
-def _quiet(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    with warnings.catch_warnings():  # iteration caps are deliberate; misfits are reported instead
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        return fn(*args, **kwargs)
-
-
-def _misfit(obj: Objective, g: torch.Tensor, subset: torch.Tensor, delta: torch.Tensor) -> float:
-    full = torch.zeros(obj.num_params, dtype=obj.dtype, device=obj.device)
-    full[subset.to(obj.device)] = delta.to(obj.device, obj.dtype)
-    return float((obj.hvp(full) - g).norm() / g.norm())
-
-
-def tikhonov_gif(
-    obj: Objective, g: torch.Tensor, subset: torch.Tensor, gamma: float, *, tol: float = 1e-6
-) -> Direction:
-    """``argmin_x ||H[:,P] x - g||^2 + gamma^2 ||x||^2``: LSQR on ``[H[:,P]; gamma I] x = [g; 0]``.
-
-    ``gamma = 0`` is GIF itself (the minimum-norm least-squares solution); a larger ``gamma`` shrinks
-    the directions of small singular values of ``H[:,P]``, as stopping LSQR early does.
-    """
-    if not gamma >= 0.0:
-        raise ValueError(f"gamma must be >= 0, got {gamma}")
-    g = g.detach().to(obj.device, obj.dtype)
-    p = subset.to(obj.device)
-    n, start = obj.num_params, obj.hvp_calls
-
-    def matvec(x: torch.Tensor) -> torch.Tensor:
-        full = torch.zeros(n, dtype=x.dtype, device=x.device)
-        full[p] = x
-        return torch.cat([obj.hvp(full), gamma * x])
-
-    def rmatvec(y: torch.Tensor) -> torch.Tensor:
-        return obj.hvp(y[:n])[p] + gamma * y[n:]
-
-    b = torch.cat([g, torch.zeros(p.numel(), dtype=g.dtype, device=g.device)])
-    sol = _quiet(lsqr, matvec, rmatvec, b, tol=tol, max_iter=4 * p.numel())
-    return Direction(
-        f"Tikhonov {gamma:g}", "tikhonov", gamma, sol.x, _misfit(obj, g, p, sol.x), obj.hvp_calls - start
-    )
-
-
-def gif_directions(
-    obj: Objective,
-    g: torch.Tensor,
-    subset: torch.Tensor,
-    *,
-    landweber_iters: int = 30,
-    normalizer_step: float = 3.0,
-    lsqr_iters: Sequence[int] = (1, 2, 3, 5, 10),
-    gammas: Sequence[float] = (),
-    tol: float | None = None,
-    max_iter: int | None = None,
-    max_restarts: int = 100_000,
-) -> list[Direction]:
-    """Candidate GIF updates on ``subset``, from the first term of the series to the converged solve.
-
-    * ``H[P,:] g``: the first term of the paper's series (its iteration's first iterate, up to scale);
-    * the paper's iteration (:func:`gif_lite.solvers.landweber`) for ``landweber_iters`` steps with the
-      paper's step test ``tol = 1e-9`` and normalizer increment ``normalizer_step`` (the paper's loop
-      raises the normalizer without limit; ``max_restarts`` bounds it.  A barely trained network needs
-      hundreds of restarts, about ``sigma_max(H[:,P]) / (sqrt(2) normalizer_step)``: 810 for the
-      one-epoch smoke ResNet18, whose ``sigma_max`` is about 3,400; the solver foresees them for ten
-      products, so the generous default costs nothing);
-    * LSQR stopped after each of ``lsqr_iters`` iterations, and LSQR to ``tol`` (exact GIF; at most
-      ``max_iter`` iterations if given, for large models: its misfit then says how far it got);
-    * Tikhonov-regularised least squares for each ``gamma`` in ``gammas`` (:func:`tikhonov_gif`).
-    """
-    g = g.detach().to(obj.device, obj.dtype)
-    p = subset.to(obj.device)
-    out: list[Direction] = []
-    start = obj.hvp_calls
-    first = obj.hvp(g)[p]
-    out.append(Direction("H[P,:] g", "series", 0.0, first, _misfit(obj, g, p, first), obj.hvp_calls - start))
-    r = _quiet(
-        generalized_influence, obj, g, p, solver="landweber", max_iter=landweber_iters, tol=1e-9,
-        step_tol=1e-9, normalizer_step=normalizer_step,
-        max_restarts=max_restarts,
-    )  # fmt: skip
-    out.append(
-        Direction(f"paper ({landweber_iters} steps)", "landweber", landweber_iters, r.delta, r.misfit, r.hvps)
-    )
-    for k in lsqr_iters:
-        r = _quiet(generalized_influence, obj, g, p, max_iter=int(k), tol=1e-12)
-        out.append(Direction(f"LSQR {k}", "lsqr", float(k), r.delta, r.misfit, r.hvps))
-    r = _quiet(generalized_influence, obj, g, p, tol=tol, max_iter=max_iter)
-    out.append(Direction("LSQR converged", "lsqr", math.inf, r.delta, r.misfit, r.hvps))
-    out.extend(tikhonov_gif(obj, g, p, float(gamma)) for gamma in gammas)
-    return out
-
-
-def paper_step_search(
-    model: nn.Module,
-    delta: torch.Tensor,
-    subset: torch.Tensor | None,
-    scores_fn: Callable[[nn.Module], dict[str, float]],
-    *,
-    increment: float = 0.03,
-    max_steps: int = 200,
-    fine_above: float | None = 0.85,
-    stop_removed: float = 1e-4,
-    stop_rest: float = 0.8,
-    boost_after: int = 20,
-) -> tuple[float, float, list[dict[str, float]]]:
-    """The GIF paper's step search: walk along ``delta / ||delta||`` and keep the best F1 seen.
-
-    Each step adds ``increment`` to the norm of the update (a third of it once the F1 reaches
-    ``fine_above``; fivefold from step ``boost_after`` on if the best F1 is still below 0.2).  The walk
-    stops when the accuracy on the removed class falls below ``stop_removed``, the accuracy on the rest
-    below ``stop_rest``, or after ``max_steps`` steps.  ``scores_fn(model)`` returns
-    :func:`removal_scores`; give it a validation split (the paper scored the test set).  Returns the
-    best norm, its F1 and the path; ``model`` is restored.
-    """
-    if increment <= 0 or max_steps < 1:
-        raise ValueError(f"increment must be > 0 and max_steps >= 1, got {increment} and {max_steps}")
-    theta, unit = flat_params(model), scaled_update(delta, 1.0)
-    path: list[dict[str, float]] = []
-    norm, best, best_norm, scale, last_f1 = 0.0, -1.0, 0.0, 1.0, 0.0
-    try:
-        for count in range(1, max_steps + 1):
-            fine = fine_above is not None and last_f1 >= fine_above
-            norm += increment * scale / (3.0 if fine else 1.0)
-            apply_update(model, unit, subset, norm)
-            s = scores_fn(model)
-            set_flat_params(model, theta)
-            last_f1 = s["f1"]
-            path.append({"step": norm, **s})
-            if last_f1 > best:
-                best, best_norm = last_f1, norm
-            if s["acc_removed"] < stop_removed or s["acc_rest"] < stop_rest:
-                break
-            if count >= boost_after and best < 0.2:
-                scale = 5.0
-    finally:
-        set_flat_params(model, theta)
-    return best_norm, best, path
-
-
-# --------------------------------------------------------------------------------------------------
-# many seeds in a chapter's time: remembered HVPs, and scores against several retrained models at once
-
-from ..curvature import CurvatureOperator  # noqa: E402  (appended section; the module's imports stay as they were)
-
-__all__ += ["RememberedHVP", "RemovalScorer", "compare_scored"]
+# many seeds in a chapter's time: every Hessian-vector product remembered
 
 
 class RememberedHVP(CurvatureOperator):
@@ -576,38 +404,140 @@ class RememberedHVP(CurvatureOperator):
         return torch.stack(rows)
 
 
-class RemovalScorer:
-    """Class-removal scores of models on one split, against fixed reference (retrained) models.
+# --------------------------------------------------------------------------------------------------
+# the method loop: every estimator on one removal problem, scored
 
-    ``scorer(model)`` returns :func:`removal_scores` (``acc_removed``, ``acc_rest``, ``f1``) and, with
-    ``references``, ``agreement`` and ``kl``: :func:`prediction_agreement` and :func:`mean_kl` with each
-    reference, averaged over the references.  The references' predictions are computed once, so each
-    call costs one forward pass of ``model`` over the split.
+
+@dataclass
+class Estimate:
+    """One update: method, ratio (1.0 for all parameters), subset P (None: all), delta on P, HVPs used."""
+
+    method: str
+    ratio: float
+    subset: torch.Tensor | None
+    delta: torch.Tensor
+    hvps: int
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def _estimates(
+    setup: RemovalSetup,
+    ratios: Sequence[float],
+    selection: str,
+    methods: Sequence[str],
+    max_iter: int,
+) -> list[Estimate]:
+    """Solve every (method, ratio): IF once on all parameters (PIF slices it), FIF and GIF per subset."""
+    model, obj, g, (x_u, y_u) = setup.model, setup.obj, setup.g, setup.examples
+    estimators = Estimators({"max_iter": max_iter})
+    out: list[Estimate] = []
+    with warnings.catch_warnings():  # iteration caps are deliberate; residuals are reported instead
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        if "IF" in methods:
+            full = estimators("IF", obj, g)
+            out.append(Estimate("IF", 1.0, None, full.delta, full.hvps))
+        if "gradient" in methods:  # the Hessian-free control: move all parameters along g itself
+            out.append(Estimate("gradient", 1.0, None, g.clone(), 0))
+        if "first-order" in methods:  # q H^-1 g_U on the full-data H: second order's first term
+            r = influence(setup.second_order[0], g, max_iter=max_iter)  # not the IF cache
+            out.append(Estimate("first-order", 1.0, None, r.delta, r.hvps))
+        if "second-order" in methods:
+            full_obj, group_obj, fraction = setup.second_order
+            so = second_order_influence(full_obj, group_obj, fraction, max_iter=max_iter)
+            out.append(Estimate("second-order", 1.0, None, so.delta, so.hvps))
+        for ratio in ratios:
+            p = select(model, selection, ratio, x_u, y_u, loss_fn=setup.loss_fn).subset
+            for name in SUBSET_METHODS:
+                if name in methods:
+                    r = estimators(name, obj, g, p)
+                    out.append(Estimate(name, ratio, r.subset, r.delta, r.hvps))
+    return out
+
+
+def _metrics(
+    model: nn.Module, test: Split, removed: Sequence[int], reference: nn.Module | None
+) -> dict[str, float]:
+    row = removal_scores(model, test, removed)
+    if reference is not None:
+        row["agreement"] = prediction_agreement(model, reference, test[0])
+        row["kl"] = mean_kl(model, reference, test[0])
+    return row
+
+
+def _check_methods(methods: Sequence[str]) -> None:
+    unknown = set(methods) - {"IF", "gradient", "first-order", "second-order", *SUBSET_METHODS}
+    if unknown:
+        raise ValueError(
+            f"unknown methods {sorted(unknown)}; valid: IF, gradient, first-order, second-order, PIF, FIF, GIF"
+        )
+
+
+def _scored_rows(
+    setup: RemovalSetup,
+    estimates: list[Estimate],
+    val_f1: Callable[[nn.Module], float],
+    test_scores: Callable[[nn.Module], dict[str, float]],
+    steps: Sequence[float],
+) -> list[dict[str, Any]]:
+    """One row per estimate: its size, cost and misfit, the ``raw_*`` test scores of ``theta[P] + delta``,
+    the step with the best ``val_f1`` among ``steps`` and the ``val_*`` test scores at that step."""
+    obj, g = setup.obj, setup.g
+    work = copy.deepcopy(setup.model)  # HVP graphs of obj stay on the model; the step search writes on `work`
+    rows: list[dict[str, Any]] = []
+    for est in estimates:
+        row: dict[str, Any] = {
+            "method": est.method,
+            "ratio": est.ratio,
+            "params": est.delta.numel(),
+            "hvps": est.hvps,
+            "residual": misfit(obj, g, est.delta, est.subset),
+            "norm": float(est.delta.norm()),
+        }
+        row |= {f"raw_{k}": v for k, v in test_scores(apply_copy(work, est.delta, est.subset)).items()}
+        step, score, _ = best_step(work, est.delta, est.subset, steps, val_f1)
+        row |= {"step": step, "val_f1_at_step": score}
+        picked = apply_copy(work, scaled_update(est.delta, step), est.subset)
+        row |= {f"val_{k}": v for k, v in test_scores(picked).items()}
+        rows.append(row)
+    return rows
+
+
+def compare_methods(
+    setup: RemovalSetup,
+    val: Split,
+    test: Split,
+    *,
+    reference: nn.Module | None = None,
+    methods: Sequence[str] = ("IF", "PIF", "FIF", "GIF"),
+    ratios: Sequence[float] = (0.05, 0.1, 0.3),
+    selection: str = "highest_gradients",
+    steps: Sequence[float] = (0.5, 1.0, 2.0, 4.0, 8.0),
+    max_iter: int = 20,
+) -> list[dict[str, Any]]:
+    """Run the ``methods`` on the removal ``setup`` (from :func:`removal_setup`); one row per (method, ratio).
+
+    ``methods`` are ``"IF"`` (all parameters), ``"PIF"``/``"FIF"``/``"GIF"`` at each ratio of
+    ``selection`` (driven by the removed examples), ``"second-order"`` (:func:`second_order_influence`
+    on ``setup.second_order``), ``"first-order"`` (``H^-1 g`` with the *full-data* Hessian of
+    ``setup.second_order``: the second-order estimate's first term, so both orders use one Hessian,
+    while IF uses the retained one) and ``"gradient"``, the Hessian-free control ``delta = g``; rows
+    come in the order IF, gradient, first-order, second-order, then per ratio PIF, FIF, GIF.  The estimators use ``setup.obj``'s Hessian and
+    ``setup.g``; solvers stop after ``max_iter`` iterations (reported, not warned).  Per row: ``raw_*``
+    are test scores of ``theta[P] + delta``; ``step`` is picked by the F1 on ``val`` over ``steps``
+    (norms of the renormalised update) and ``val_*`` are test scores at that step; ``*_agreement``/
+    ``*_kl`` compare with ``reference`` (the retrained model) on test; ``residual = ||H delta - g|| /
+    ||g||``.  PIF slices the one IF solve, so its ``hvps`` are IF's.
     """
-
-    def __init__(self, data: Split, removed: Sequence[int], references: Sequence[nn.Module] = ()) -> None:
-        self.data = data
-        self.removed = tuple(int(c) for c in removed)
-        targets = data[1]
-        self._mask = torch.isin(targets, torch.as_tensor(self.removed, device=targets.device))
-        self._refs = [_log_probs(r, data[0]) for r in references]
-
-    def __call__(self, model: nn.Module) -> dict[str, float]:
-        inputs, targets = self.data
-        outputs = predict(model, inputs)
-        targets = targets.to(outputs.device)
-        correct = (outputs.argmax(dim=1) == targets).double()
-        mask = self._mask.to(outputs.device)
-        a = float(correct[mask].mean()) if mask.any() else math.nan
-        b = float(correct[~mask].mean()) if (~mask).any() else math.nan
-        row = {"acc_removed": a, "acc_rest": b, "f1": removal_f1(a, b)}
-        if self._refs:
-            log_p = F.log_softmax(outputs.double(), dim=1)
-            pred = log_p.argmax(dim=1)
-            agree = [float((pred == ref.argmax(dim=1)).double().mean()) for ref in self._refs]
-            kl = [float((ref.exp() * (ref - log_p)).sum(dim=1).mean()) for ref in self._refs]
-            row |= {"agreement": sum(agree) / len(agree), "kl": sum(kl) / len(kl)}
-        return row
+    _check_methods(methods)
+    removed = setup.removed
+    estimates = _estimates(setup, ratios, selection, methods, max_iter)
+    return _scored_rows(
+        setup,
+        estimates,
+        lambda m: removal_scores(m, val, removed)["f1"],
+        lambda m: _metrics(m, test, removed, reference),
+        steps,
+    )
 
 
 def compare_scored(
@@ -628,124 +558,9 @@ def compare_scored(
     agreement and KL of ``test`` averaged over its references (several retrained models, so one
     retraining's luck does not decide).  ``setup.obj`` may be a :class:`RememberedHVP`.
     """
-    unknown = set(methods) - {"IF", "gradient", "first-order", "second-order", *SUBSET_METHODS}
-    if unknown:
-        raise ValueError(
-            f"unknown methods {sorted(unknown)}; valid: IF, gradient, first-order, second-order, PIF, FIF, GIF"
-        )
-    obj, g = setup.obj, setup.g
-    work = copy.deepcopy(setup.model)  # the step search writes on `work`
-    rows: list[dict[str, Any]] = []
+    _check_methods(methods)
     estimates = _estimates(setup, ratios, selection, methods, max_iter)
-    for est in estimates:
-        row: dict[str, Any] = {
-            "method": est.method,
-            "ratio": est.ratio,
-            "params": est.delta.numel(),
-            "hvps": est.hvps,
-            "residual": _residual(obj, g, est),
-            "norm": float(est.delta.norm()),
-        }
-        row |= {f"raw_{k}": v for k, v in test(apply_copy(work, est.delta, est.subset)).items()}
-        step, score, _ = best_step(work, est.delta, est.subset, steps, lambda m: val(m)["f1"])
-        row |= {"step": step, "val_f1_at_step": score}
-        picked = apply_copy(work, scaled_update(est.delta, step), est.subset)
-        row |= {f"val_{k}": v for k, v in test(picked).items()}
-        rows.append(row)
-    return rows, estimates
-
-
-# --------------------------------------------------------------------------------------------------
-# the selection study: a grid of rules and ratios, and GIF's candidate directions from the block H[:,P]
-
-from ..solvers import landweber as _landweber  # noqa: E402  (appended section)
-
-__all__ += ["gif_directions_block", "selection_grid"]
-
-
-def gif_directions_block(
-    obj: Objective,
-    g: torch.Tensor,
-    subset: torch.Tensor,
-    *,
-    landweber_iters: int = 30,
-    normalizer_step: float = 3.0,
-    lsqr_iters: Sequence[int] = (1, 2, 3, 5, 10),
-    gammas: Sequence[float] = (),
-    tol: float | None = None,
-    max_iter: int | None = None,
-    max_restarts: int = 100_000,
-) -> list[Direction]:
-    """:func:`gif_directions` computed from the dense block ``H[:,P]``: the same candidates, same solvers.
-
-    ``H[:,P]`` costs ``|P|`` Hessian columns (``obj.hessian_columns``, batched); every product the
-    solvers then ask for, ``H[:,P] x`` and ``H[:,P]^T y = (H y)[P]`` (``H`` is symmetric), is a product
-    with that block, so the paper's hundreds of Landweber steps and a converged LSQR cost no further
-    HVPs.  ``Direction.hvps`` counts the products with the block: the HVPs the matrix-free
-    :func:`gif_directions` spends on the same direction, which it equals up to rounding.  For models
-    whose block fits in memory (``hessian_columns`` refuses larger ones).
-    """
-    g = g.detach().to(obj.device, obj.dtype)
-    p = subset.to(obj.device)
-    block = obj.hessian_columns(p)
-    count = 0
-
-    def matvec(x: torch.Tensor) -> torch.Tensor:
-        nonlocal count
-        count += 1
-        return block @ x
-
-    def rmatvec(y: torch.Tensor) -> torch.Tensor:
-        nonlocal count
-        count += 1
-        return block.T @ y
-
-    def misfit(x: torch.Tensor) -> float:
-        return float((matvec(x) - g).norm() / g.norm())
-
-    def solved(name: str, family: str, knob: float, solve: Callable[[], Any]) -> Direction:
-        start = count
-        sol = _quiet(solve)
-        return Direction(name, family, knob, sol.x, sol.misfit, count - start)
-
-    first = rmatvec(g)
-    out = [Direction("H[P,:] g", "series", 0.0, first, misfit(first), 2)]
-    out.append(
-        solved(
-            f"paper ({landweber_iters} steps)", "landweber", landweber_iters,
-            lambda: _landweber(
-                matvec, rmatvec, g, tol=1e-9, max_iter=landweber_iters, step_tol=1e-9,
-                normalizer_step=normalizer_step, max_restarts=max_restarts,
-            ),
-        )
-    )  # fmt: skip
-    for k in lsqr_iters:
-        solve = lambda k=int(k): lsqr(matvec, rmatvec, g, tol=1e-12, max_iter=k)  # noqa: E731
-        out.append(solved(f"LSQR {k}", "lsqr", float(k), solve))
-    tol = tol if tol is not None else (1e-10 if g.dtype == torch.float64 else 1e-5)  # GIF's default
-    converged = lambda: lsqr(matvec, rmatvec, g, tol=tol, max_iter=max_iter)  # noqa: E731
-    out.append(solved("LSQR converged", "lsqr", math.inf, converged))
-    n, zeros = block.shape[0], torch.zeros(p.numel(), dtype=g.dtype, device=g.device)
-    for gamma in (float(x) for x in gammas):
-        if not gamma >= 0.0:
-            raise ValueError(f"gamma must be >= 0, got {gamma}")
-
-        def mv(x: torch.Tensor, gamma: float = gamma) -> torch.Tensor:
-            return torch.cat([matvec(x), gamma * x])
-
-        def rmv(y: torch.Tensor, gamma: float = gamma) -> torch.Tensor:
-            return rmatvec(y[:n]) + gamma * y[n:]
-
-        b = torch.cat([g, zeros])
-
-        def damped(mv: Any = mv, rmv: Any = rmv, b: torch.Tensor = b) -> Any:
-            return lsqr(mv, rmv, b, tol=1e-6, max_iter=4 * p.numel())
-
-        d = solved(f"Tikhonov {gamma:g}", "tikhonov", gamma, damped)
-        d.misfit = misfit(d.delta)  # of H[:,P] x against g, as tikhonov_gif reports it
-        d.hvps += 1
-        out.append(d)
-    return out
+    return _scored_rows(setup, estimates, lambda m: val(m)["f1"], test, steps), estimates
 
 
 def selection_grid(
@@ -805,3 +620,193 @@ def selection_grid(
                 found = solve(select(model, rule, ratio, x_u, y_u, loss_fn=setup.loss_fn).subset)
             rows.append({"selection": rule, "ratio": float(ratio), **found})
     return rows
+
+
+# --------------------------------------------------------------------------------------------------
+# GIF's direction: the paper's iteration, truncated solves and Tikhonov-regularised least squares
+
+
+def cosine(a: torch.Tensor, b: torch.Tensor) -> float:
+    """``a . b / (||a|| ||b||)`` in float64 (:func:`~gif_lite.book.chapter_utils.cos`) for two vectors
+    of one shape; 0 when either is zero."""
+    if a.shape != b.shape:
+        raise ValueError(f"cosine needs two vectors of one shape, got {tuple(a.shape)} and {tuple(b.shape)}")
+    return cos(a, b.to(a.device))
+
+
+@dataclass
+class Direction:
+    """A candidate GIF update on P: ``family`` (series, landweber, lsqr, tikhonov), its knob, delta, misfit.
+
+    ``misfit = ||H[:,P] delta - g|| / ||g||`` (the share of g the update leaves uncancelled, unscaled).
+    """
+
+    name: str
+    family: str
+    knob: float
+    delta: torch.Tensor
+    misfit: float
+    hvps: int
+
+
+def _quiet(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    with warnings.catch_warnings():  # iteration caps are deliberate; misfits are reported instead
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return fn(*args, **kwargs)
+
+
+def _check_gamma(gamma: float) -> float:
+    if not gamma >= 0.0:
+        raise ValueError(f"gamma must be >= 0, got {gamma}")
+    return float(gamma)
+
+
+def _tikhonov(
+    on_p: MatVec, rows_p: MatVec, g: torch.Tensor, size: int, gamma: float, tol: float
+) -> SolveResult:
+    """LSQR on ``[H[:,P]; gamma I] x = [g; 0]``, given ``on_p(x) = H[:,P] x`` and ``rows_p(y) = H[P,:] y``."""
+    n = g.numel()
+
+    def matvec(x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([on_p(x), gamma * x])
+
+    def rmatvec(y: torch.Tensor) -> torch.Tensor:
+        return rows_p(y[:n]) + gamma * y[n:]
+
+    b = torch.cat([g, torch.zeros(size, dtype=g.dtype, device=g.device)])
+    return _quiet(lsqr, matvec, rmatvec, b, tol=tol, max_iter=4 * size)
+
+
+def tikhonov_gif(
+    obj: Objective, g: torch.Tensor, subset: torch.Tensor, gamma: float, *, tol: float = 1e-6
+) -> Direction:
+    """``argmin_x ||H[:,P] x - g||^2 + gamma^2 ||x||^2``: LSQR on ``[H[:,P]; gamma I] x = [g; 0]``.
+
+    ``gamma = 0`` is GIF itself (the minimum-norm least-squares solution); a larger ``gamma`` shrinks
+    the directions of small singular values of ``H[:,P]``, as stopping LSQR early does.  ``misfit`` is
+    :func:`gif_lite.influence.misfit` of the answer.
+    """
+    gamma = _check_gamma(gamma)
+    g = g.detach().to(obj.device, obj.dtype)
+    p = subset.to(obj.device)
+    n, start = obj.num_params, obj.hvp_calls
+    sol = _tikhonov(lambda x: obj.hvp(embed(x, p, n)), lambda y: obj.hvp(y)[p], g, p.numel(), gamma, tol)
+    return Direction(
+        f"Tikhonov {gamma:g}", "tikhonov", gamma, sol.x, misfit(obj, g, sol.x, p), obj.hvp_calls - start
+    )
+
+
+class _MatrixFree:
+    """GIF's solves for :func:`gif_directions` on ``obj``'s HVPs (``generalized_influence``)."""
+
+    def __init__(self, obj: Objective, g: torch.Tensor, p: torch.Tensor) -> None:
+        self.obj, self.g, self.p = obj, g, p
+
+    def series(self) -> tuple[torch.Tensor, float, int]:
+        start = self.obj.hvp_calls
+        first = self.obj.hvp(self.g)[self.p]
+        return first, misfit(self.obj, self.g, first, self.p), self.obj.hvp_calls - start
+
+    def gif(self, **options: Any) -> tuple[torch.Tensor, float, int]:
+        r = _quiet(generalized_influence, self.obj, self.g, self.p, **options)
+        return r.delta, r.misfit, r.hvps
+
+    def tikhonov(self, gamma: float) -> tuple[torch.Tensor, float, int]:
+        d = tikhonov_gif(self.obj, self.g, self.p, gamma)
+        return d.delta, d.misfit, d.hvps
+
+
+class _Block:
+    """The same solves on the dense block ``H[:,P]`` (``|P|`` Hessian columns, formed once); ``count``
+    counts products with the block, the HVPs the matrix-free solves spend on the same direction."""
+
+    def __init__(self, obj: Objective, g: torch.Tensor, p: torch.Tensor) -> None:
+        self.g, self.size = g, p.numel()
+        self.block = obj.hessian_columns(p)
+        self.count = 0
+
+    def on_p(self, x: torch.Tensor) -> torch.Tensor:
+        self.count += 1
+        return self.block @ x
+
+    def rows_p(self, y: torch.Tensor) -> torch.Tensor:
+        self.count += 1
+        return self.block.T @ y
+
+    def _misfit(self, x: torch.Tensor) -> float:
+        return float((self.on_p(x) - self.g).norm() / self.g.norm())
+
+    def series(self) -> tuple[torch.Tensor, float, int]:
+        first = self.rows_p(self.g)
+        return first, self._misfit(first), 2
+
+    def gif(
+        self, solver: str = "lsqr", tol: float | None = None, max_iter: int | None = None, **options: Any
+    ) -> tuple[torch.Tensor, float, int]:
+        start, tol = self.count, default_tol(self.g.dtype) if tol is None else tol
+        if solver == "landweber":
+            sol = _quiet(landweber, self.on_p, self.rows_p, self.g, tol=tol, max_iter=max_iter, **options)
+        else:
+            sol = _quiet(lsqr, self.on_p, self.rows_p, self.g, tol=tol, max_iter=max_iter)
+        return sol.x, sol.misfit, self.count - start
+
+    def tikhonov(self, gamma: float) -> tuple[torch.Tensor, float, int]:
+        start = self.count
+        sol = _tikhonov(self.on_p, self.rows_p, self.g, self.size, gamma, 1e-6)
+        hvps = self.count - start
+        return sol.x, self._misfit(sol.x), hvps + 1  # the misfit's product, as tikhonov_gif counts it
+
+
+def gif_directions(
+    obj: Objective,
+    g: torch.Tensor,
+    subset: torch.Tensor,
+    *,
+    landweber_iters: int = 30,
+    normalizer_step: float = 3.0,
+    lsqr_iters: Sequence[int] = (1, 2, 3, 5, 10),
+    gammas: Sequence[float] = (),
+    tol: float | None = None,
+    max_iter: int | None = None,
+    max_restarts: int = 100_000,
+    dense_block: bool = False,
+) -> list[Direction]:
+    """Candidate GIF updates on ``subset``, from the first term of the series to the converged solve.
+
+    * ``H[P,:] g``: the first term of the paper's series (its iteration's first iterate, up to scale);
+    * the paper's iteration (:func:`gif_lite.solvers.landweber`) for ``landweber_iters`` steps with the
+      paper's step test ``tol = 1e-9`` and normalizer increment ``normalizer_step`` (the paper's loop
+      raises the normalizer without limit; ``max_restarts`` bounds it.  A barely trained network needs
+      hundreds of restarts, about ``sigma_max(H[:,P]) / (sqrt(2) normalizer_step)``: 810 for the
+      one-epoch smoke ResNet18, whose ``sigma_max`` is about 3,400; the solver foresees them for ten
+      products, so the generous default costs nothing);
+    * LSQR stopped after each of ``lsqr_iters`` iterations, and LSQR to ``tol`` (exact GIF; at most
+      ``max_iter`` iterations if given, for large models: its misfit then says how far it got);
+    * Tikhonov-regularised least squares for each ``gamma`` in ``gammas`` (:func:`tikhonov_gif`).
+
+    With ``dense_block`` (:data:`gif_directions_block`) the block ``H[:,P]`` is formed once (``|P|``
+    Hessian columns, ``obj.hessian_columns``, batched) and every product the solvers ask for, ``H[:,P]
+    x`` and ``H[:,P]^T y = (H y)[P]``, is a product with it, so the paper's hundreds of Landweber steps
+    and a converged LSQR cost no further HVPs; ``Direction.hvps`` then counts the products with the
+    block, the HVPs the matrix-free solve spends on the same direction, which it equals up to rounding.
+    For models whose block fits in memory (``hessian_columns`` refuses larger ones).
+    """
+    gammas = [_check_gamma(float(x)) for x in gammas]
+    g = g.detach().to(obj.device, obj.dtype)
+    p = subset.to(obj.device)
+    solves = _Block(obj, g, p) if dense_block else _MatrixFree(obj, g, p)
+    out = [Direction("H[P,:] g", "series", 0.0, *solves.series())]
+    paper = solves.gif(
+        solver="landweber", max_iter=landweber_iters, tol=1e-9, step_tol=1e-9,
+        normalizer_step=normalizer_step, max_restarts=max_restarts,
+    )  # fmt: skip
+    out.append(Direction(f"paper ({landweber_iters} steps)", "landweber", landweber_iters, *paper))
+    for k in lsqr_iters:
+        out.append(Direction(f"LSQR {k}", "lsqr", float(k), *solves.gif(max_iter=int(k), tol=1e-12)))
+    out.append(Direction("LSQR converged", "lsqr", math.inf, *solves.gif(tol=tol, max_iter=max_iter)))
+    out.extend(Direction(f"Tikhonov {x:g}", "tikhonov", x, *solves.tikhonov(x)) for x in gammas)
+    return out
+
+
+#: :func:`gif_directions` on the dense block ``H[:,P]``: the same candidates, the same solvers.
+gif_directions_block = partial(gif_directions, dense_block=True)

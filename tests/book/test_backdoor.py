@@ -147,9 +147,11 @@ def test_paper_step_search_finds_the_best_multiple_and_restores() -> None:
     def score(m: nn.Module) -> float:  # best at ||w|| = 2.0
         return -abs(float(m.weight.detach().norm()) - 2.0)
 
-    step, best, n = paper_step_search(model, delta, None, score, increment=0.3, patience=3)
+    step, best, path = paper_step_search(model, delta, None, score, 0.3, patience=3)
     assert step == pytest.approx(2.1) and best == pytest.approx(-0.1)
-    assert n == 7 + 3  # 0.3 ... 2.1, then three worse steps
+    assert len(path) == 7 + 3  # 0.3 ... 2.1, then three worse steps
+    assert [r["step"] for r in path] == pytest.approx([0.3 * k for k in range(1, 11)])
+    assert [r["f1"] for r in path] == pytest.approx([-abs(0.3 * k - 2.0) for k in range(1, 11)])
     assert float(model.weight.detach().abs().sum()) == 0.0
     assert paper_step_search(model, delta, None, score, increment=0.3, max_steps=2)[0] == pytest.approx(0.6)
     with pytest.raises(ValueError):

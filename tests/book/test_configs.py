@@ -43,7 +43,7 @@ def test_the_papers_recipe_is_recorded() -> None:
 def test_table3_setting_is_the_papers_tinynet_with_its_attack() -> None:
     cfg = configs.paper_config("mnist-tinynet")
     assert cfg.table == "Table 3" and cfg.fraction == 0.1 and cfg.target == 4 and cfg.ratios == (0.05,)
-    assert cfg.recipe == gl.TINYCNN_RECIPE  # the book's cheaper recipe
+    assert cfg.recipe == configs.TINYCNN_RECIPE  # the book's cheaper recipe
     assert (cfg.paper_recipe.epochs, cfg.paper_recipe.schedule) == (25, "multistep")
     assert gl.param_layout(cfg.build()).num_params == 398_090
     for name in ("mnist-resnet18", "cifar10-vgg11"):
