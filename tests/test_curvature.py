@@ -12,6 +12,7 @@ from torch.func import functional_call, jacrev
 
 import gif_lite
 from gif_lite import EKFAC, KFAC, LowRank, Objective, StochasticHessian
+from gif_lite.checks import ModelState
 
 DT = torch.float64
 
@@ -447,3 +448,34 @@ def test_a_singular_operator_without_damping_is_not_reported_converged() -> None
         res = gif_lite.influence(op, g, solver="direct")
     assert not res.converged and res.residual > 0.1
     assert gif_lite.influence(op, g, solver="direct", damping=0.1).converged
+
+
+def test_no_operator_changes_the_model_it_stands_for() -> None:
+    """Built, multiplied, inverted and densified on a BatchNorm model in eval mode: parameters, buffers,
+    modes, flags and ``.grad`` are as before (K-FAC's hooks are removed, its passes rewrite nothing)."""
+    x, y = _images()
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.Flatten(), nn.Linear(72, 3)).to(DT)
+    with torch.no_grad():
+        model[1].running_mean.uniform_(-0.5, 0.5)
+        model[1].running_var.uniform_(0.5, 1.5)
+    model.eval()
+    model[1].requires_grad_(False)  # K-FAC covers Linear and Conv2d
+    model[0].weight.grad = torch.ones_like(model[0].weight)
+    before = ModelState(model)
+    obj = Objective(model, F.cross_entropy, (x, y), weight_decay=0.1)
+    v = torch.randn(obj.num_params, generator=torch.Generator().manual_seed(0), dtype=DT)
+    for op in (
+        KFAC(obj),
+        EKFAC(obj),
+        LowRank(obj, rank=4, steps=8),
+        StochasticHessian(obj, 8, "fixed", 0),
+        StochasticHessian(obj, 8, "per_call", 0),
+        gif_lite.DenseOperator(obj.hessian(), objective=obj),
+    ):
+        op.hvp(v)
+        op.matmat(torch.stack([v, -v]))
+        if hasattr(op, "inverse_hvp"):
+            op.inverse_hvp(v, 0.1)
+        if getattr(op, "resample", "fixed") == "fixed":
+            op.hessian()
+        assert ModelState(model).same_as(before), type(op).__name__
