@@ -80,6 +80,10 @@ def relative_residual(
     The least-squares form is zero exactly at a minimiser of ``||A x - b||`` even when the system has
     no solution, so it measures convergence for GIF where ``||A x - b||`` itself stays positive.
     """
+    b, maps = _as_vector(b, (matvec,) if rmatvec is None else (matvec, rmatvec), square=False)
+    if not isinstance(x, torch.Tensor) or x.dim() != 1:
+        raise checks.GifLiteTypeError(f"x must be a 1-D tensor, got {_describe(x)}")
+    matvec, rmatvec = maps[0], (maps[1] if rmatvec is not None else None)
     r = b - matvec(x)
     if rmatvec is None:
         return _ratio(r.norm(), b.norm())
@@ -92,6 +96,12 @@ def _least_squares_check(
     """``(||A^T r|| / ||A^T b||, ||r|| / ||b||)`` with ``r = b - A x``, from one matvec and one rmatvec."""
     r = b - matvec(x)
     return _ratio(rmatvec(r).norm(), atb_norm), _ratio(r.norm(), b.norm())
+
+
+def _describe(value: object) -> str:
+    if isinstance(value, torch.Tensor):
+        return f"a {value.dtype} tensor of shape {tuple(value.shape)}"
+    return type(value).__name__
 
 
 def _ratio(num: torch.Tensor | float, den: torch.Tensor | float) -> float:
@@ -123,9 +133,60 @@ def _finish(name: str, result: SolveResult, tol: float, hint: str = "", stacklev
     return result
 
 
+def _check_reorthogonalize(reorthogonalize: object) -> None:
+    if reorthogonalize is not None and not isinstance(reorthogonalize, bool):
+        raise checks.GifLiteTypeError(
+            f"reorthogonalize must be True, False or None (automatic), got {reorthogonalize!r}"
+        )
+
+
 def _check_tol(tol: float, max_iter: int) -> None:
     checks.check_finite_number(tol, "tol", low=0.0, low_open=True)
     checks.check_max_iter(max_iter)
+
+
+def _as_vector(
+    b: object, maps: tuple[MatVec, ...], *, square: bool, name: str = "b"
+) -> tuple[torch.Tensor, tuple[MatVec, ...]]:
+    """A single-vector solve's inputs checked before the first product: ``b`` a finite floating 1-D tensor,
+    the maps callable; returned wrapped so that a product of the wrong shape is named, not a torch error.
+    The first map (``A x``) must give ``b``'s shape; for least squares the second (``A^T u``) a 1-D vector."""
+    for f in maps:
+        if not callable(f):
+            raise checks.GifLiteTypeError(f"the products with A must be callables, got {type(f).__name__}")
+    if not isinstance(b, torch.Tensor):
+        raise checks.GifLiteTypeError(f"{name} must be a 1-D tensor, got {type(b).__name__}")
+    if b.dim() != 1:
+        raise checks.GifLiteError(
+            f"{name} must be a 1-D vector, got shape {tuple(b.shape)}; flatten it with .reshape(-1), "
+            "or use block_cg / batched_minres / batched_lsqr for a block of right-hand sides"
+        )
+    if not b.is_floating_point():
+        raise checks.GifLiteTypeError(
+            f"{name} must be a floating tensor, got {b.dtype}; convert with .double()"
+        )
+    if not bool(torch.isfinite(b).all()):
+        raise checks.GifLiteError(f"{name} holds NaN or infinite entries; check how it was computed")
+    shapes = (tuple(b.shape), None if not square else tuple(b.shape)) if len(maps) > 1 else (tuple(b.shape),)
+    return b, tuple(
+        _checked_map(f, which, shape) for f, which, shape in zip(maps, ("matvec", "rmatvec"), shapes)
+    )
+
+
+def _checked_map(f: MatVec, name: str, shape: tuple[int, ...] | None) -> MatVec:
+    """``f`` with every product checked: a tensor of ``shape`` (any 1-D vector when ``None``)."""
+
+    def checked(v: torch.Tensor) -> torch.Tensor:
+        out = f(v)
+        if not isinstance(out, torch.Tensor) or (tuple(out.shape) != shape if shape else out.dim() != 1):
+            got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            want = shape if shape else "a 1-D vector"
+            raise checks.GifLiteError(
+                f"{name} returned {got} for an input of shape {tuple(v.shape)}; it must return {want}"
+            )
+        return out
+
+    return checked
 
 
 def _start(
@@ -223,6 +284,15 @@ def direct(
     ``tol``; ``None`` asks for half the digits of the dtype, ``sqrt(eps)``.  A near-singular matrix
     whose solve misses it warns (:class:`ConvergenceWarning`) instead of reporting success.
     """
+    if not isinstance(a, torch.Tensor) or a.dim() != 2 or not a.is_floating_point():
+        raise checks.GifLiteTypeError(f"a must be a floating 2-D tensor (the matrix), got {_describe(a)}")
+    b, _ = _as_vector(b, (), square=True)
+    if a.shape[0] != b.shape[0]:
+        raise checks.GifLiteError(
+            f"b has {b.shape[0]} entries but a has {a.shape[0]} rows; they must agree (A x = b)"
+        )
+    if not bool(torch.isfinite(a).all()):
+        raise checks.GifLiteError("a holds NaN or infinite entries; check how it was computed")
     tol = math.sqrt(torch.finfo(b.dtype).eps) if tol is None else tol
     _check_tol(tol, 1)
     if least_squares or a.shape[0] != a.shape[1]:
@@ -246,6 +316,7 @@ def direct(
 # ---------------------------------------------------------------------------------------- cg
 def cg(matvec: MatVec, b: torch.Tensor, *, tol: float = 1e-8, max_iter: int | None = None) -> SolveResult:
     """Conjugate gradients for symmetric positive definite ``A``; stops if it meets a non-positive curvature."""
+    b, (matvec,) = _as_vector(b, (matvec,), square=True)
     max_iter, bnorm, done = _start(b, tol, max_iter, 10 * b.numel())
     if done is not None:
         return done
@@ -285,6 +356,7 @@ def minres(matvec: MatVec, b: torch.Tensor, *, tol: float = 1e-8, max_iter: int 
     Lanczos builds ``A V_k = V_{k+1} T_k``; Givens rotations turn ``min ||beta_1 e_1 - T_k y||`` into a
     triangular solve, and ``x_k = V_k y_k`` is updated with a three-term recurrence.
     """
+    b, (matvec,) = _as_vector(b, (matvec,), square=True)
     max_iter, beta1, done = _start(b, tol, max_iter, 10 * b.numel())
     if done is not None:
         return done
@@ -344,6 +416,9 @@ def lissa(
     eigenvalue of ``A`` lies in ``(0, 2 * scale)``; ``scale=None`` estimates ``lambda_max`` by 20 power
     iterations and uses ``scale = 1.1 * lambda_max``.  Damping is the caller's ``A = H + damping * I``.
     """
+    b, (matvec,) = _as_vector(b, (matvec,), square=True)
+    if scale is not None:
+        checks.check_finite_number(scale, "scale", low=0.0, low_open=True)
     max_iter, bnorm, done = _start(b, tol, max_iter, 10_000)
     if done is not None:
         return done
@@ -412,6 +487,8 @@ def lsqr(
     guarantees; for GIF, where ``len(x) = |P|`` is small, keeping them is cheap and restores that bound.
     ``None`` turns it on when ``len(x) <= 20,000``.
     """
+    b, (matvec, rmatvec) = _as_vector(b, (matvec, rmatvec), square=False)
+    _check_reorthogonalize(reorthogonalize)
     _check_tol(tol, 1 if max_iter is None else max_iter)
     beta = float(b.norm())
     u = b / beta if beta > 0 else b.clone()
@@ -497,8 +574,11 @@ def landweber(
     certain is skipped without products, any other is run.  The restarts, the final normalizer and
     the answer are those of the paper's rule; only the products spent on doomed restarts are saved.
     """
+    b, (matvec, rmatvec) = _as_vector(b, (matvec, rmatvec), square=False)
     _check_tol(tol, max_iter)
     c = checks.check_finite_number(normalizer, "normalizer", low=0.0, low_open=True)
+    if isinstance(max_restarts, bool) or not isinstance(max_restarts, int) or max_restarts < 0:
+        raise checks.GifLiteError(f"max_restarts must be an int >= 0, got {max_restarts!r}")
     checks.check_finite_number(normalizer_step, "normalizer_step", low=0.0, low_open=True)
     checks.check_finite_number(step_tol, "step_tol", low=0.0)
     atb = rmatvec(b)  # the same for every normalizer: x_0 = A^T b / c^2
@@ -792,6 +872,7 @@ def batched_lsqr(
     ``residual`` is the largest ``||A^T r_j|| / ||A^T b_j||`` over the columns.
     """
     b = _as_block(b, tol, max_iter, matmat, rmatmat)
+    _check_reorthogonalize(reorthogonalize)
     m, s = b.shape
     beta = b.norm(dim=0)
     ones, zeros = torch.ones_like(beta), torch.zeros_like(beta)
