@@ -73,24 +73,41 @@ def _chunk_size(batch_size: int | None, num_params: int, dtype: torch.dtype) -> 
 
 
 def _check_data(data: Any, name: str) -> Data:
-    if not (
-        isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data)
-    ):
-        raise checks.GifLiteTypeError(
-            f"{name} must be an (inputs, targets) pair of tensors, got {type(data).__name__}"
-        )
-    x, y = data
-    if x.shape[0] != y.shape[0]:
-        raise checks.GifLiteError(
-            f"{name}: inputs and targets disagree on the number of examples, {x.shape[0]} vs {y.shape[0]}"
-        )
-    if x.shape[0] == 0:
-        raise checks.GifLiteError(f"{name} is empty: it needs at least one example")
-    return x, y
+    """An ``(inputs, targets)`` pair of tensors or numpy arrays, or a ``TensorDataset`` of two tensors:
+    same number of examples, non-empty, finite (see :func:`gif_lite.checks.check_data_pair`)."""
+    if isinstance(data, torch.utils.data.TensorDataset):
+        if len(data.tensors) != 2:
+            raise checks.GifLiteError(
+                f"{name} is a TensorDataset of {len(data.tensors)} tensors; it must hold (inputs, targets)"
+            )
+        data = data.tensors
+    return checks.check_data_pair(data, name)
+
+
+def _failed(obj: Objective, x: torch.Tensor, y: torch.Tensor, name: str, err: Exception) -> Exception:
+    """The error to raise when the per-example gradients of ``(x, y)`` failed inside torch: the inputs'
+    shape (:func:`gif_lite.checks.run_forward`) or class labels out of range, else the loss named."""
+    with torch.no_grad(), checks.atomic(obj.model):
+        out = checks.run_forward(obj.model, x[:1], name)  # raises ModelCallError on a shape mismatch
+    if not y.is_floating_point() and out.dim() == 2:
+        low, high = int(y.min()), int(y.max())
+        if low < 0 or high >= out.shape[1]:
+            return checks.GifLiteError(
+                f"{name}'s targets must be class labels in [0, {out.shape[1]}) (the model's outputs), got "
+                f"range [{low}, {high}]"
+            )
+    return checks.GifLiteError(
+        f"loss_fn failed on {name}'s examples one at a time ({err}); check its targets"
+    )
 
 
 def example_gradients(
-    obj: Objective, data: Data | None = None, batch_size: int | None = None, progress: bool | None = None
+    obj: Objective,
+    data: Data | None = None,
+    batch_size: int | None = None,
+    progress: bool | None = None,
+    *,
+    name: str = "data",
 ) -> Iterator[tuple[int, torch.Tensor]]:
     """``(start, G)`` chunks of per-example loss gradients: row ``r`` of ``G`` is ``grad l(theta)`` of example
     ``start + r`` of ``data`` (default: the objective's own training data), no weight-decay term.
@@ -101,6 +118,10 @@ def example_gradients(
     """
     from torch.func import functional_call, grad, vmap
 
+    if not isinstance(obj, Objective):
+        raise checks.GifLiteTypeError(
+            f"obj must be a gif_lite.Objective (the model, loss and data), got {type(obj).__name__}"
+        )
     model = obj.model
     names = [n for n, p in model.named_parameters() if p.requires_grad]
     params = {n: p.detach() for n, p in zip(names, obj.params, strict=True)}
@@ -111,7 +132,8 @@ def example_gradients(
 
     per_example = vmap(grad(one), in_dims=(None, 0, 0))
     # the objective's own data in example order (a shuffled DataLoader would scramble the columns)
-    batches = [_check_data(data, "data")] if data is not None else list(checks.in_example_order(obj.batches))
+    name = name if data is not None else "the objective's data"
+    batches = [_check_data(data, name)] if data is not None else list(checks.in_example_order(obj.batches))
     total = sum(int(x.shape[0]) for x, _ in batches)
     start = 0
     with progress_bar(total, "gradients", progress) as bar:
@@ -121,7 +143,10 @@ def example_gradients(
                 yb = y[lo : lo + chunk].to(obj.device)
                 xb = xb.to(obj.dtype) if xb.is_floating_point() else xb
                 yb = yb.to(obj.dtype) if yb.is_floating_point() else yb
-                g = per_example(params, xb, yb)
+                try:
+                    g = per_example(params, xb, yb)
+                except (RuntimeError, IndexError) as e:
+                    raise _failed(obj, xb, yb, name, e) from e
                 flat = torch.cat([g[n].reshape(xb.shape[0], -1) for n in names], dim=1).detach()
                 if not torch.isfinite(flat).all():
                     raise FloatingPointError(
@@ -130,10 +155,6 @@ def example_gradients(
                 yield start, flat
                 start += xb.shape[0]
                 bar.update(xb.shape[0])
-
-
-def _stack(obj: Objective, data: Data, batch_size: int | None, progress: bool | None) -> torch.Tensor:
-    return torch.cat([g for _, g in example_gradients(obj, data, batch_size, progress)])
 
 
 # ------------------------------------------------------------------------------------ dense factors, cached
@@ -338,7 +359,7 @@ def removal_effects(
     """
     op, obj, spec, p, opts = _setup(obj, subset, estimator, solver, damping, tol, max_iter)
     test = _check_data(test, "test")
-    t = _stack(obj, test, batch_size, progress)  # n_test x k
+    t = torch.cat([g for _, g in example_gradients(obj, test, batch_size, progress, name="test")])
     y = _solve_columns(op, t.T.contiguous(), spec, p, opts)  # k x n_test
     out = torch.empty(t.shape[0], obj.num_examples, dtype=obj.dtype, device=obj.device)
     for start, grads in example_gradients(obj, None, batch_size, progress):

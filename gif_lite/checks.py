@@ -71,6 +71,7 @@ __all__ = [
     "check_max_iter",
     "check_model",
     "check_modes",
+    "check_seed",
     "check_solver_options",
     "check_subset",
     "check_symmetric",
@@ -164,6 +165,13 @@ def check_generator(generator: object, name: str = "generator") -> torch.Generat
         f"{name} must be a torch.Generator (or an int seed), got {_kind(generator)}; "
         "use torch.Generator().manual_seed(0)"
     )
+
+
+def check_seed(seed: object, name: str = "seed") -> int:
+    """An int seed (not a bool, float or string): what ``torch.Generator().manual_seed`` takes."""
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise GifLiteTypeError(f"{name} must be an int, got {_kind(seed)}; pass e.g. {name}=0")
+    return int(seed)
 
 
 # ---------------------------------------------------------------------------------------------- models

@@ -365,7 +365,7 @@ class KFAC(CurvatureOperator):
         self.layers = self._find_layers(model, offsets)
         self.batches = list(batches)
         self.num_examples = 0
-        self._gen = torch.Generator(device="cpu").manual_seed(seed)
+        self._gen = torch.Generator(device="cpu").manual_seed(checks.check_seed(seed))
         self._fit()
         if self._objective is None:
             # built from a model: the Objective it stands for, built when first needed
@@ -595,6 +595,7 @@ class LowRank(CurvatureOperator):
         self.num_examples = obj.num_examples
         self._objective = obj.objective
         start = obj.hvp_calls
+        seed = checks.check_seed(seed)
         q, t = _lanczos_basis(obj.hvp, obj.num_params, steps, seed, obj.dtype, obj.device)
         theta, s = torch.linalg.eigh(t)
         keep = theta.abs().argsort(descending=True)[:rank]
@@ -673,7 +674,7 @@ class StochasticHessian(CurvatureOperator):
             raise checks.GifLiteError(f"unknown resample {resample!r}; valid: 'per_call', 'fixed'")
         self.model, self.loss_fn, self.data = model, loss_fn, (data[0], data[1])
         self.batch_size, self.weight_decay, self.resample = int(batch_size), weight_decay, resample
-        self._gen = torch.Generator().manual_seed(seed)
+        self._gen = torch.Generator().manual_seed(checks.check_seed(seed))
         self._obj = self._draw()  # validates model, loss_fn and weight_decay as Objective does
         self.num_params, self.dtype, self.device = self._obj.num_params, self._obj.dtype, self._obj.device
         self.num_examples = n

@@ -359,6 +359,8 @@ class Objective:
         if not isinstance(vs, torch.Tensor) or vs.dim() != 2 or vs.shape[1] != self.num_params:
             shape = tuple(vs.shape) if isinstance(vs, torch.Tensor) else type(vs).__name__
             raise checks.GifLiteError(f"vs must be a 2-D tensor of shape (s, {self.num_params}), got {shape}")
+        if not vs.is_floating_point() or not bool(torch.isfinite(vs).all()):
+            raise checks.GifLiteError("vs must be a floating tensor without NaN or infinite entries")
         vs = vs.to(self.device, self.dtype)
         s = vs.shape[0]
         if s == 0:

@@ -151,6 +151,15 @@ def embed(delta: torch.Tensor, subset: torch.Tensor, num_params: int) -> torch.T
 
     The one scatter of a subset update into the flat parameter vector (dtype and device of ``delta``).
     """
+    if not isinstance(delta, torch.Tensor) or not isinstance(subset, torch.Tensor):
+        raise checks.GifLiteTypeError("delta and subset must be tensors (use check_subset for other forms)")
+    if subset.dim() != 1 or subset.dtype not in (torch.int64, torch.int32) or delta.shape != subset.shape:
+        raise checks.GifLiteError(
+            f"embed needs a 1-D integer subset and one delta entry per index, got subset "
+            f"{subset.dtype} {tuple(subset.shape)} and delta {tuple(delta.shape)}"
+        )
+    if subset.numel() and (int(subset.min()) < 0 or int(subset.max()) >= num_params):
+        raise checks.GifLiteError(f"subset must lie in [0, num_params={num_params})")
     out = torch.zeros(num_params, dtype=delta.dtype, device=delta.device)
     out[subset.to(delta.device)] = delta
     return out
@@ -169,6 +178,7 @@ def check_group(group: torch.Tensor | Sequence[int], n: int, *, allow_empty: boo
 
 def keep_mask(group: torch.Tensor, n: int, device: torch.device | str | None = None) -> torch.Tensor:
     """The boolean mask of the ``n`` examples *not* in ``group`` (a group checked by :func:`check_group`)."""
+    group = checks.check_group(group, n, allow_all=True, allow_empty=True)
     keep = torch.ones(n, dtype=torch.bool, device=device)
     keep[group.to(keep.device)] = False
     return keep
