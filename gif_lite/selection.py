@@ -59,6 +59,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -527,7 +528,7 @@ def _module_records(
 
 def _check_ratio(ratio: float) -> float:
     if isinstance(ratio, bool) or not isinstance(ratio, int | float):
-        raise checks.GifLiteError(f"ratio must be a number in (0, 1], got {ratio!r}")
+        raise checks.GifLiteTypeError(f"ratio must be a number in (0, 1], got {ratio!r}")
     r = float(ratio)
     if not (math.isfinite(r) and 0.0 < r <= 1.0):
         raise checks.GifLiteError(f"ratio must be in (0, 1], got {ratio}")
@@ -540,6 +541,8 @@ def _check_method(method: str) -> None:
 
 
 def _check_inputs(inputs: Any) -> torch.Tensor:
+    if isinstance(inputs, np.ndarray) and inputs.dtype != object:  # documented: numpy is accepted
+        inputs = torch.from_numpy(np.ascontiguousarray(inputs))
     if not isinstance(inputs, torch.Tensor):
         raise checks.GifLiteTypeError(f"inputs must be a tensor of examples, got {type(inputs).__name__}")
     if inputs.numel() == 0 or (inputs.dim() > 0 and inputs.shape[0] == 0):
@@ -556,6 +559,8 @@ def _check_targets(
 ) -> tuple[torch.Tensor, LossFn]:
     if targets is None or loss_fn is None:
         raise checks.GifLiteError(f"{method!r} needs targets and loss_fn (e.g. torch.nn.CrossEntropyLoss())")
+    if isinstance(targets, np.ndarray) and targets.dtype != object:
+        targets = torch.from_numpy(np.ascontiguousarray(targets))
     if not isinstance(targets, torch.Tensor):
         raise checks.GifLiteTypeError(f"targets must be a tensor, got {type(targets).__name__}")
     checks.check_loss_fn(loss_fn)

@@ -18,14 +18,29 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from ..checks import GifLiteError, GifLiteTypeError
+
 if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = ["Interval", "bound", "cos", "glue_table", "mean_ci", "paired_ci", "rel", "verdict"]
 
 
+def _pair(a: object, b: object, what: str) -> None:
+    """Two tensors with the same number of entries (``what`` names the caller)."""
+    for name, t in (("a", a), ("b", b)):
+        if not isinstance(t, torch.Tensor):
+            raise GifLiteTypeError(f"{what}: {name} must be a tensor, got {type(t).__name__}")
+    assert isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor)
+    if a.numel() != b.numel():
+        raise GifLiteError(
+            f"{what}: a and b must have the same size, got {tuple(a.shape)} and {tuple(b.shape)}"
+        )
+
+
 def cos(a: torch.Tensor, b: torch.Tensor) -> float:
     """Cosine similarity a.b / (|a| |b|) of two tensors (flattened); 0 when either is zero."""
+    _pair(a, b, "cos")
     a, b = a.detach().reshape(-1).double(), b.detach().reshape(-1).double()
     den = float(a.norm() * b.norm())
     return float(a @ b) / den if den > 0 else 0.0
@@ -33,6 +48,7 @@ def cos(a: torch.Tensor, b: torch.Tensor) -> float:
 
 def rel(a: torch.Tensor, b: torch.Tensor) -> float:
     """Relative error |a - b| / |b| of ``a`` against the reference ``b`` (|a - b| when b is zero)."""
+    _pair(a, b, "rel")
     a, b = a.detach().double(), b.detach().double()
     den = float(b.norm())
     diff = float((a - b).norm())
@@ -75,7 +91,7 @@ def _values(values: Iterable[float] | torch.Tensor | np.ndarray) -> np.ndarray:
     ).reshape(-1)
     x = x[~np.isnan(x)]
     if x.size == 0:
-        raise ValueError("mean_ci needs at least one non-nan value")
+        raise GifLiteError("mean_ci needs at least one non-nan value")
     return x
 
 
@@ -90,7 +106,7 @@ def mean_ci(
     The resampling uses its own fixed generator, so the interval is a function of the values alone.
     """
     if not 0 < level < 1:
-        raise ValueError(f"level must lie in (0, 1), got {level!r}")
+        raise GifLiteError(f"level must lie in (0, 1), got {level!r}")
     x = _values(values)
     if x.size == 1:
         return Interval(float(x[0]), float(x[0]), float(x[0]), 1)
@@ -108,12 +124,16 @@ def paired_ci(
     """Interval of the mean paired difference a - b (seed by seed)."""
     a, b = _values(a), _values(b)
     if a.shape != b.shape:
-        raise ValueError(f"paired values need equal lengths, got {a.size} and {b.size}")
+        raise GifLiteError(f"paired values need equal lengths, got {a.size} and {b.size}")
     return mean_ci(a - b, level=level)
 
 
 def verdict(diff: Interval, names: tuple[str, str] = ("A", "B")) -> str:
     """ "A > B", "A < B" or "A ~ B (within noise)" from the interval of the difference A - B."""
+    if not isinstance(diff, Interval):
+        raise GifLiteTypeError(
+            f"diff must be an Interval (from mean_ci or paired_ci), got {type(diff).__name__}"
+        )
     if diff.above(0):
         return f"{names[0]} > {names[1]}"
     if diff.below(0):
@@ -142,6 +162,8 @@ def glue_table(key: str, df: pd.DataFrame, digits: int | None = None) -> pd.Data
     ``:::{table} Caption.`` / ``:name: tbl-<chapter>-<slug>`` around a ``{glue:md} key`` block with
     ``:format: myst``; tag this cell ``remove-output`` so the rendered page shows the table once.
     """
+    if type(df).__name__ != "DataFrame" or not hasattr(df, "to_markdown"):
+        raise GifLiteTypeError(f"df must be a pandas DataFrame, got {type(df).__name__}")
     from IPython.display import Markdown
     from myst_nb import glue
 

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..checks import GifLiteError, atomic, check_model
+from ..checks import GifLiteError, GifLiteTypeError, atomic, check_model
 
 __all__ = [
     "CACHE_ENV",
@@ -54,7 +54,7 @@ def _json_default(value: object) -> object:
     """JSON for the few non-JSON values a config commonly holds (dtypes, devices, paths)."""
     if isinstance(value, torch.dtype | torch.device | Path):
         return str(value)
-    raise TypeError(
+    raise GifLiteTypeError(
         f"config values must be JSON-serialisable (numbers, strings, lists, dicts); got "
         f"{type(value).__name__} {value!r}. Convert it to a string or number that identifies it."
     )
@@ -65,8 +65,14 @@ def canonical_json(config: Mapping[str, Any]) -> str:
     return json.dumps(config, sort_keys=True, separators=(",", ":"), default=_json_default, allow_nan=True)
 
 
+def _check_config(config: object, name: str = "config") -> None:
+    if not isinstance(config, Mapping):
+        raise GifLiteTypeError(f"{name} must be a mapping (a dict of settings), got {type(config).__name__}")
+
+
 def config_key(config: Mapping[str, Any]) -> str:
     """sha256 (hex) of the canonical JSON of ``config`` together with the gif_lite version."""
+    _check_config(config)
     payload = canonical_json({"config": config, "gif_lite_version": _version()})
     return hashlib.sha256(payload.encode()).hexdigest()
 
@@ -75,6 +81,9 @@ def save_checkpoint(
     model: nn.Module, path: str | os.PathLike[str], config: Mapping[str, Any] | None = None
 ) -> Path:
     """Write ``model.state_dict()`` and ``config`` to ``path`` atomically (temporary file, then rename)."""
+    check_model(model, trainable=False)
+    if config is not None:
+        _check_config(config)
     path = Path(path)
     config = dict(config or {})
     payload = {
@@ -149,6 +158,8 @@ def load_checkpoint(
     """
     check_model(model, trainable=False)
     path = Path(path)
+    if not path.is_file():
+        raise GifLiteError(f"path {str(path)!r} is not a file; save one with save_checkpoint first")
     payload = _read(path)
     if config is not None and payload["config_json"] != canonical_json(dict(config)):
         raise GifLiteError(

@@ -30,17 +30,19 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..checks import GifLiteError, GifLiteTypeError, check_model
+
 __all__ = ["feature_maps", "grad_cam", "strongest_channel"]
 
 
 def _modules_of(model: nn.Module, layers: nn.Module | Sequence[nn.Module]) -> list[nn.Module]:
     layers = [layers] if isinstance(layers, nn.Module) else list(layers)
     if not layers:
-        raise ValueError("grad_cam needs at least one layer")
+        raise GifLiteError("grad_cam needs at least one layer")
     own = {id(m) for m in model.modules()}
     for layer in layers:
         if id(layer) not in own:
-            raise ValueError(f"{type(layer).__name__} is not a module of the model")
+            raise GifLiteError(f"layers: {type(layer).__name__} is not a module of the model")
     return layers
 
 
@@ -52,7 +54,7 @@ def _targets(logits: torch.Tensor, target: int | torch.Tensor | None) -> torch.T
     if t.numel() == 1:
         t = t.expand(n)
     if t.numel() != n or bool(((t < 0) | (t >= k)).any()):
-        raise ValueError(f"target must be one class in [0, {k}) or one per image ({n}), got {target!r}")
+        raise GifLiteError(f"target must be one class in [0, {k}) or one per image ({n}), got {target!r}")
     return t
 
 
@@ -75,16 +77,21 @@ def grad_cam(
     The images are explained in one pass, so ``model`` must treat them independently: call
     ``model.eval()`` first when it has BatchNorm or dropout.  ``model`` is left unchanged.
     """
+    check_model(model, trainable=False)
     layers = _modules_of(model, layers)
+    if not isinstance(inputs, torch.Tensor) or not inputs.is_floating_point():
+        raise GifLiteTypeError(f"inputs must be a floating tensor [N, C, H, W], got {type(inputs).__name__}")
+    if not bool(torch.isfinite(inputs).all()):
+        raise GifLiteError("inputs hold NaN or infinite values; the maps would be NaN")
     if isinstance(size, str) and size != "input":
-        raise ValueError(f'size must be (h, w), "input" or None, got {size!r}')
+        raise GifLiteError(f'size must be (h, w), "input" or None, got {size!r}')
     if inputs.dim() != 4:
-        raise ValueError(f"inputs must be a batch of images [N, C, H, W], got shape {tuple(inputs.shape)}")
+        raise GifLiteError(f"inputs must be a batch of images [N, C, H, W], got shape {tuple(inputs.shape)}")
     acts: dict[int, torch.Tensor] = {}
 
     def hook(module: nn.Module, _: object, output: torch.Tensor) -> None:
         if not isinstance(output, torch.Tensor) or output.dim() != 4:
-            raise ValueError(f"{type(module).__name__} must output maps [N, K, h, w] for Grad-CAM")
+            raise GifLiteError(f"{type(module).__name__} must output maps [N, K, h, w] for Grad-CAM")
         acts[id(module)] = output
 
     handles = [layer.register_forward_hook(hook) for layer in layers]
@@ -92,7 +99,7 @@ def grad_cam(
         with torch.enable_grad():
             logits = model(inputs)
             if logits.dim() != 2:
-                raise ValueError(
+                raise GifLiteError(
                     f"the model must return logits [N, classes], got shape {tuple(logits.shape)}"
                 )
             cls = _targets(logits, target)
@@ -129,6 +136,9 @@ def feature_maps(
     The paper's ``ConvFeatures`` (``src/conv_features.py``) records the same for ``nn.ReLU``.  A module
     called twice contributes twice.  ``model`` is left unchanged.
     """
+    check_model(model, trainable=False)
+    if not (isinstance(kind, type) and issubclass(kind, nn.Module)):
+        raise GifLiteTypeError(f"kind must be a module class such as nn.ReLU, got {kind!r}")
     out: list[torch.Tensor] = []
     handles = [
         m.register_forward_hook(lambda _m, _i, o: out.append(o.detach().clone()))
@@ -136,7 +146,7 @@ def feature_maps(
         if isinstance(m, kind)
     ]
     if not handles:
-        raise ValueError(f"the model has no {kind.__name__} module")
+        raise GifLiteError(f"the model has no {kind.__name__} module")
     try:
         model(inputs)
     finally:
@@ -150,6 +160,8 @@ def strongest_channel(maps: torch.Tensor) -> torch.Tensor:
 
     The paper draws that channel of each ReLU output (``torch.sort(mean)[1][-1]``; ties may differ).
     """
-    if maps.dim() != 4:
-        raise ValueError(f"maps must have shape [N, K, h, w], got {tuple(maps.shape)}")
+    if not isinstance(maps, torch.Tensor) or maps.dim() != 4:
+        raise GifLiteError(
+            f"maps must have shape [N, K, h, w], got {getattr(maps, 'shape', type(maps).__name__)}"
+        )
     return maps.mean(dim=(2, 3)).argmax(dim=1)

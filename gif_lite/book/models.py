@@ -14,11 +14,14 @@ Table 3) and :class:`FullyConnectedNet` (its Figure 3) are the paper's own netwo
 
 from __future__ import annotations
 
+import inspect
 import itertools
 from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
+
+from ..checks import GifLiteError, GifLiteTypeError, check_seed
 
 __all__ = [
     "ACTIVATIONS",
@@ -63,9 +66,9 @@ class MLP(nn.Module):
     def __init__(self, sizes: Sequence[int] = (64, 32, 10), activation: str = "tanh") -> None:
         super().__init__()
         if len(sizes) < 2:
-            raise ValueError(f"sizes needs an input and an output size, got {tuple(sizes)}")
+            raise GifLiteError(f"sizes needs an input and an output size, got {tuple(sizes)}")
         if activation not in ACTIVATIONS:
-            raise ValueError(f"unknown activation {activation!r}; valid: {', '.join(ACTIVATIONS)}")
+            raise GifLiteError(f"unknown activation {activation!r}; valid: {', '.join(ACTIVATIONS)}")
         layers: list[nn.Module] = [nn.Flatten()]
         for i, (fan_in, fan_out) in enumerate(itertools.pairwise(sizes)):
             layers.append(nn.Linear(fan_in, fan_out))
@@ -121,7 +124,7 @@ class TinyNet(nn.Module):
     ) -> None:
         super().__init__()
         if not isinstance(width, int) or isinstance(width, bool) or width < 1:
-            raise ValueError(f"width must be a positive integer (32 is the paper's), got {width!r}")
+            raise GifLiteError(f"width must be a positive integer (32 is the paper's), got {width!r}")
         layers: list[nn.Module] = []
         c_in, side = in_channels, input_size
         for c_out in (width, 2 * width, 4 * width, 8 * width):
@@ -153,7 +156,7 @@ class FullyConnectedNet(nn.Module):
     ) -> None:
         super().__init__()
         if num_layers < 2:
-            raise ValueError(f"num_layers counts the input and output layers: at least 2, got {num_layers}")
+            raise GifLiteError(f"num_layers counts the input and output layers: at least 2, got {num_layers}")
         layers: list[nn.Module] = [nn.Flatten(), nn.Linear(input_size, hidden_size)]
         for block in range(1, num_layers - 1):
             layers += [nn.Linear(hidden_size, hidden_size), nn.ReLU()]
@@ -250,7 +253,7 @@ class VGG11(nn.Module):
 
 def _check_width(width: int) -> None:
     if not isinstance(width, int) or isinstance(width, bool) or width < 1 or width % 8:
-        raise ValueError(f"width must be a positive multiple of 8 (64 is the paper's), got {width!r}")
+        raise GifLiteError(f"width must be a positive multiple of 8 (64 is the paper's), got {width!r}")
 
 
 def resnet18(in_channels: int = 3, num_classes: int = 10, width: int = 64) -> ResNet18:
@@ -277,10 +280,20 @@ _ALIASES = {"logisticregression": "logistic", "fullyconnectednet": "fcn"}
 
 def build_model(name: str, *, seed: int | None = None, **kwargs: object) -> nn.Module:
     """Build a registered model by name (case, ``-``, ``_`` ignored); ``seed`` fixes its initial weights."""
+    if not isinstance(name, str):
+        raise GifLiteTypeError(
+            f"name must be a model name (str), got {type(name).__name__}; valid: {', '.join(MODELS)}"
+        )
+    if seed is not None:
+        check_seed(seed)
     key = name.lower().replace("-", "").replace("_", "")
     key = _ALIASES.get(key, key)
     if key not in MODELS:
-        raise ValueError(f"unknown model {name!r}; valid names: {', '.join(MODELS)}")
+        raise GifLiteError(f"unknown model {name!r}; valid names: {', '.join(MODELS)}")
+    params = inspect.signature(MODELS[key]).parameters
+    unknown = sorted(set(kwargs) - set(params))
+    if unknown and not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        raise GifLiteTypeError(f"{name} takes no argument(s) {unknown}; it takes {sorted(params)}")
     with torch.random.fork_rng(devices=[]):
         if seed is not None:
             torch.manual_seed(seed)

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import torch
 
+from ..checks import GifLiteError
+
 __all__ = ["pick_device", "set_threads"]
 
 
 def set_threads(threads: int = 1) -> int:
     """Run torch's intra-op work on ``threads`` threads (>= 1); return the number set."""
     if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
-        raise ValueError(f"threads must be a positive integer, got {threads!r}")
+        raise GifLiteError(f"threads must be a positive integer, got {threads!r}")
     torch.set_num_threads(threads)
     return threads
 
@@ -25,7 +27,10 @@ def pick_device(device: str | torch.device = "auto") -> torch.device:
     """``"auto"``: CUDA when available, else the CPU; any other value is passed to ``torch.device``."""
     if isinstance(device, str) and device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    resolved = torch.device(device)
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise GifLiteError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:<index>', got {device!r}") from e
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(f"device {str(device)!r} asked for, but torch sees no CUDA device")
     return resolved

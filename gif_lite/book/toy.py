@@ -20,6 +20,8 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from ..checks import GifLiteError, check_finite_number
+
 __all__ = [
     "RegressionData",
     "correlated_regression",
@@ -57,8 +59,11 @@ def correlated_regression(
 
     ``theta_true`` defaults to a seeded standard normal draw.
     """
+    for name, value in (("n", n), ("dim", dim)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise GifLiteError(f"{name} must be a positive int, got {value!r}")
     if not -1.0 < rho < 1.0:
-        raise ValueError(f"rho must lie in (-1, 1), got {rho}")
+        raise GifLiteError(f"rho must lie in (-1, 1), got {rho}")
     gen = torch.Generator().manual_seed(seed)
     idx = torch.arange(dim, dtype=dtype)
     cov = rho ** (idx[:, None] - idx[None, :]).abs()
@@ -66,13 +71,32 @@ def correlated_regression(
     x = torch.randn(n, dim, generator=gen, dtype=dtype) @ chol.T
     if theta_true is None:
         theta_true = torch.randn(dim, generator=gen, dtype=dtype)
+    if not isinstance(theta_true, torch.Tensor) or theta_true.shape != (dim,):
+        got = tuple(theta_true.shape) if isinstance(theta_true, torch.Tensor) else type(theta_true).__name__
+        raise GifLiteError(
+            f"theta_true must be a tensor of shape ({dim},) (one entry per feature), got {got}"
+        )
     theta_true = theta_true.to(dtype)
     y = x @ theta_true + noise * torch.randn(n, generator=gen, dtype=dtype)
     return RegressionData(x, y, theta_true)
 
 
+def _check_xy(x: object, y: object, weight_decay: float) -> None:
+    """``x`` (n x dim) and ``y`` (n,) floating tensors, ``weight_decay >= 0``."""
+    if not isinstance(x, torch.Tensor) or x.dim() != 2 or not x.is_floating_point():
+        raise GifLiteError(
+            f"x must be a floating 2-D tensor (n x dim), got {getattr(x, 'shape', type(x).__name__)}"
+        )
+    if not isinstance(y, torch.Tensor) or y.shape != x.shape[:1]:
+        raise GifLiteError(
+            f"y must be a tensor of shape ({x.shape[0]},), got {getattr(y, 'shape', type(y).__name__)}"
+        )
+    check_finite_number(weight_decay, "weight_decay", low=0.0)
+
+
 def ridge_fit(x: torch.Tensor, y: torch.Tensor, weight_decay: float = 0.0) -> torch.Tensor:
     """The exact minimiser ``(X^T X / n + lambda I)^-1 X^T y / n`` of the objective above."""
+    _check_xy(x, y, weight_decay)
     n, dim = x.shape
     h = x.T @ x / n + weight_decay * torch.eye(dim, dtype=x.dtype)
     return torch.linalg.solve(h, x.T @ y / n)
@@ -80,12 +104,21 @@ def ridge_fit(x: torch.Tensor, y: torch.Tensor, weight_decay: float = 0.0) -> to
 
 def ridge_loss(x: torch.Tensor, y: torch.Tensor, weight_decay: float, thetas: torch.Tensor) -> torch.Tensor:
     """``L(theta)`` for a batch of parameter vectors ``thetas`` (shape ``(..., dim)``), vectorised."""
+    _check_xy(x, y, weight_decay)
+    if not isinstance(thetas, torch.Tensor) or thetas.shape[-1:] != x.shape[1:]:
+        raise GifLiteError(
+            f"thetas must have shape (..., {x.shape[1]}), got {getattr(thetas, 'shape', thetas)}"
+        )
     residuals = thetas @ x.T - y  # (..., n)
     return 0.5 * residuals.pow(2).mean(-1) + 0.5 * weight_decay * thetas.pow(2).sum(-1)
 
 
 def linear_model(theta: torch.Tensor) -> nn.Linear:
     """``nn.Linear(dim, 1, bias=False)`` whose weight is ``theta`` (same dtype)."""
+    if not isinstance(theta, torch.Tensor) or theta.dim() != 1 or not theta.is_floating_point():
+        raise GifLiteError(
+            f"theta must be a floating 1-D tensor, got {getattr(theta, 'shape', type(theta).__name__)}"
+        )
     model = nn.Linear(theta.numel(), 1, bias=False).to(theta.dtype)
     with torch.no_grad():
         model.weight.copy_(theta.reshape(1, -1))
@@ -108,7 +141,7 @@ def loss_grid(
     """
     i, j = plane
     if i == j:
-        raise ValueError("plane needs two different coordinates")
+        raise GifLiteError("plane needs two different coordinates")
     a = torch.linspace(lims[0][0], lims[0][1], num, dtype=theta.dtype)
     b = torch.linspace(lims[1][0], lims[1][1], num, dtype=theta.dtype)
     grid = theta.expand(num, num, theta.numel()).clone()
