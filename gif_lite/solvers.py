@@ -83,6 +83,10 @@ def relative_residual(
     b, maps = _as_vector(b, (matvec,) if rmatvec is None else (matvec, rmatvec), square=False)
     if not isinstance(x, torch.Tensor) or x.dim() != 1:
         raise checks.GifLiteTypeError(f"x must be a 1-D tensor, got {_describe(x)}")
+    if rmatvec is None and x.shape != b.shape:
+        raise checks.GifLiteError(
+            f"x must have b's shape {tuple(b.shape)} (A is square), got {tuple(x.shape)}"
+        )
     matvec, rmatvec = maps[0], (maps[1] if rmatvec is not None else None)
     r = b - matvec(x)
     if rmatvec is None:

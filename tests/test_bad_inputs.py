@@ -23,7 +23,9 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 import gif_lite as gl
 from gif_lite import checks, solvers
-from gif_lite.book.checkpoints import load_checkpoint, save_checkpoint
+from gif_lite.book import chapter_utils, gradcam, models, runtime, toy
+from gif_lite.book import experiments as ex
+from gif_lite.book.checkpoints import config_key, load_checkpoint, save_checkpoint
 from gif_lite.checks import GifLiteError, GifLiteTypeError, GifLiteWarning, ModelCallError, ModelState
 from gif_lite.train import drop_examples
 
@@ -157,6 +159,9 @@ class Case:
     exc: type[BaseException]
     match: str
     model: Callable[[], nn.Module] = _mlp
+    #: what is wrong (for the counts table): type, shape, range, non-finite, empty, lengths, dtype/device,
+    #: state; blank for the first round's cases, whose kind is read from their id
+    kind: str = ""
 
 
 def _sub(*idx: int) -> torch.Tensor:
@@ -707,6 +712,910 @@ CASES = [
 ]
 
 
+def _cnn() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(72, K)).double().eval()
+
+
+IMG = torch.rand(4, 1, 8, 8, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+NAN = float("nan")
+I = lambda v: v  # noqa: E731  (the identity map for the solvers)
+
+
+def _spd_map() -> Callable[[torch.Tensor], torch.Tensor]:
+    a = torch.diag(torch.linspace(1.0, 2.0, NP, dtype=torch.float64))
+    return lambda v: a @ v
+
+
+def _kfac(m: nn.Module) -> gl.KFAC:
+    return gl.KFAC(_obj(m))
+
+
+def _train(m: nn.Module, data: object = None, **kw: object) -> object:
+    args: dict[str, object] = {"epochs": 1, "batch_size": 8, "lr": 0.1, "progress": False}
+    args.update(kw)
+    return gl.train_minibatch(m, CE, (X, Y) if data is None else data, **args)
+
+
+def _bn_train_kfac(m: nn.Module) -> None:
+    m[1].requires_grad_(False)
+    try:
+        gl.KFAC(m.train(), (X, Y))
+    finally:
+        m.eval()
+        m[1].requires_grad_(True)
+
+
+# issue 24: every surface added since the first round (attribution, curvature, solvers, training, the book)
+CASES_24 = [
+    # ---------------------------------------------------------------- attribution: removal_effects
+    Case(
+        "re-test-dict",
+        lambda m: gl.removal_effects(_obj(m), {"x": X}),
+        GifLiteTypeError,
+        "test is a dict",
+        kind="type",
+    ),
+    Case(
+        "re-test-tensor",
+        lambda m: gl.removal_effects(_obj(m), X),
+        GifLiteTypeError,
+        "test must be an",
+        kind="type",
+    ),
+    Case(
+        "re-test-width",
+        lambda m: gl.removal_effects(_obj(m), (X[:, :3], Y)),
+        ModelCallError,
+        "test's inputs",
+        kind="shape",
+    ),
+    Case(
+        "re-test-nan",
+        lambda m: gl.removal_effects(_obj(m), (X * NAN, Y)),
+        GifLiteError,
+        "test's inputs hold NaN",
+        kind="non-finite",
+    ),
+    Case(
+        "re-test-empty",
+        lambda m: gl.removal_effects(_obj(m), (X[:0], Y[:0])),
+        GifLiteError,
+        "test is empty",
+        kind="empty",
+    ),
+    Case(
+        "re-test-lengths",
+        lambda m: gl.removal_effects(_obj(m), (X, Y[:5])),
+        GifLiteError,
+        "test's inputs and targets disagree",
+        kind="lengths",
+    ),
+    Case(
+        "re-test-labels",
+        lambda m: gl.removal_effects(_obj(m), (X, Y + K)),
+        GifLiteError,
+        r"test's targets must be class labels in \[0, 3\)",
+        kind="range",
+    ),
+    Case(
+        "re-test-tensordataset-3",
+        lambda m: gl.removal_effects(_obj(m), TensorDataset(X, Y, Y)),
+        GifLiteError,
+        "test is a TensorDataset of 3",
+        kind="shape",
+    ),
+    Case(
+        "re-estimator",
+        lambda m: gl.removal_effects(_obj(m), (X, Y), estimator="TracIn"),
+        GifLiteError,
+        "estimator 'TracIn'",
+        kind="range",
+    ),
+    Case(
+        "re-if-subset",
+        lambda m: gl.removal_effects(_obj(m), (X, Y), subset=[1, 2]),
+        GifLiteError,
+        "drop subset",
+        kind="range",
+    ),
+    Case(
+        "re-gif-no-subset",
+        lambda m: gl.removal_effects(_obj(m), (X, Y), estimator="GIF"),
+        GifLiteError,
+        "needs a subset",
+        kind="empty",
+    ),
+    Case(
+        "re-solver",
+        lambda m: gl.removal_effects(_obj(m), (X, Y), solver="lissa"),
+        GifLiteError,
+        "unknown solver 'lissa'",
+        kind="range",
+    ),
+    Case(
+        "re-batch-size-zero",
+        lambda m: gl.removal_effects(_obj(m), (X, Y), batch_size=0),
+        GifLiteError,
+        "batch_size",
+        kind="range",
+    ),
+    Case(
+        "re-batch-size-float",
+        lambda m: gl.removal_effects(_obj(m), (X, Y), batch_size=2.5),
+        GifLiteError,
+        "batch_size",
+        kind="type",
+    ),
+    Case(
+        "re-damping-negative",
+        lambda m: gl.removal_effects(_obj(m), (X, Y), damping=-1.0),
+        GifLiteError,
+        "damping",
+        kind="range",
+    ),
+    Case(
+        "re-tol-negative",
+        lambda m: gl.removal_effects(_obj(m), (X, Y), tol=-1.0),
+        GifLiteError,
+        "tol",
+        kind="range",
+    ),
+    Case(
+        "re-max-iter-zero",
+        lambda m: gl.removal_effects(_obj(m), (X, Y), solver="cg", max_iter=0),
+        GifLiteError,
+        "max_iter",
+        kind="range",
+    ),
+    Case(
+        "re-subset-out-of-range",
+        lambda m: gl.removal_effects(_obj(m), (X, Y), [1, 99], "GIF"),
+        GifLiteError,
+        r"subset must lie in \[0, 43\)",
+        kind="range",
+    ),
+    Case(
+        "re-subset-unsorted",
+        lambda m: gl.removal_effects(_obj(m), (X, Y), [5, 1], "FIF"),
+        GifLiteError,
+        "subset must be sorted",
+        kind="range",
+    ),
+    Case(
+        "re-obj-model", lambda m: gl.removal_effects(m, (X, Y)), GifLiteTypeError, "obj must be", kind="type"
+    ),
+    Case(
+        "si-estimator-int",
+        lambda m: gl.self_influence(_obj(m), estimator=3),
+        GifLiteError,
+        "estimator 3",
+        kind="type",
+    ),
+    Case(
+        "si-subset-float",
+        lambda m: gl.self_influence(_obj(m), torch.tensor([1.0, 2.0]), "PIF"),
+        GifLiteError,
+        "subset must hold integer",
+        kind="dtype/device",
+    ),
+    Case(
+        "si-one-example",
+        lambda m: gl.self_influence(gl.Objective(m, CE, (X[:1], Y[:1]))),
+        GifLiteError,
+        "at least 2 training examples",
+        kind="empty",
+    ),
+    Case(
+        "eg-data-tensor",
+        lambda m: list(gl.example_gradients(_obj(m), X)),
+        GifLiteTypeError,
+        "data must be an",
+        kind="type",
+    ),
+    Case(
+        "eg-batch-negative",
+        lambda m: list(gl.example_gradients(_obj(m), None, -1)),
+        GifLiteError,
+        "batch_size",
+        kind="range",
+    ),
+    Case(
+        "eg-obj-model",
+        lambda m: list(gl.example_gradients(m)),
+        GifLiteTypeError,
+        "obj must be a gif_lite.Objective",
+        kind="type",
+    ),
+    # ---------------------------------------------------------------- curvature operators
+    Case("kfac-obj-string", lambda m: gl.KFAC("model"), GifLiteTypeError, "obj must be", kind="type"),
+    Case(
+        "kfac-hvp-length",
+        lambda m: _kfac(m).hvp(_v(5)),
+        GifLiteError,
+        "v must be a flat vector of length 43",
+        kind="lengths",
+    ),
+    Case("kfac-hvp-nan", lambda m: _kfac(m).hvp(_v() * NAN), GifLiteError, "v holds NaN", kind="non-finite"),
+    Case(
+        "kfac-inverse-damping-nan",
+        lambda m: _kfac(m).inverse_hvp(_v(), NAN),
+        GifLiteError,
+        "damping must be a finite",
+        kind="non-finite",
+    ),
+    Case(
+        "kfac-unknown-loss",
+        lambda m: gl.KFAC(gl.Objective(m, lambda o, t: CE(o, t) ** 2, (X, Y))),
+        GifLiteError,
+        "K-FAC knows",
+        kind="range",
+    ),
+    Case("kfac-batchnorm-train", _bn_train_kfac, GifLiteError, r"eval\(\)", model=_bn, kind="state"),
+    Case("ekfac-obj-none", lambda m: gl.EKFAC(None), GifLiteTypeError, "obj must be", kind="type"),
+    Case(
+        "lowrank-rank-string",
+        lambda m: gl.LowRank(_obj(m), "5"),
+        GifLiteError,
+        "rank must be an int",
+        kind="type",
+    ),
+    Case(
+        "lowrank-rank-too-big",
+        lambda m: gl.LowRank(_obj(m), 100),
+        GifLiteError,
+        r"rank must be an int in \[1, num_params=43\]",
+        kind="range",
+    ),
+    Case("lowrank-rank-float", lambda m: gl.LowRank(_obj(m), 2.5), GifLiteError, "rank", kind="type"),
+    Case(
+        "lowrank-seed-string",
+        lambda m: gl.LowRank(_obj(m), 2, seed="a"),
+        GifLiteTypeError,
+        "seed must be an int",
+        kind="type",
+    ),
+    Case(
+        "lowrank-damping-negative",
+        lambda m: gl.LowRank(_obj(m), 2).inverse_hvp(_v(), -1.0),
+        GifLiteError,
+        "damping",
+        kind="range",
+    ),
+    Case(
+        "stochastic-batch-too-big",
+        lambda m: gl.StochasticHessian(_obj(m), 1000),
+        GifLiteError,
+        r"batch_size must be an int in \[1, n=24\]",
+        kind="range",
+    ),
+    Case(
+        "stochastic-batch-float",
+        lambda m: gl.StochasticHessian(_obj(m), 2.5),
+        GifLiteError,
+        "batch_size",
+        kind="type",
+    ),
+    Case(
+        "stochastic-seed-string",
+        lambda m: gl.StochasticHessian(_obj(m), 4, "fixed", "x"),
+        GifLiteTypeError,
+        "seed",
+        kind="type",
+    ),
+    Case(
+        "stochastic-per-call-minres",
+        lambda m: gl.influence(gl.StochasticHessian(_obj(m), 8), _v()),
+        GifLiteError,
+        "resample='fixed'",
+        kind="state",
+    ),
+    Case(
+        "dense-not-square",
+        lambda m: gl.DenseOperator(torch.zeros(NP, NP - 1, dtype=torch.float64)),
+        GifLiteTypeError,
+        "hessian must be a square",
+        kind="shape",
+    ),
+    Case(
+        "dense-asymmetric",
+        lambda m: gl.DenseOperator(torch.triu(torch.ones(NP, NP, dtype=torch.float64))),
+        GifLiteError,
+        "hessian is not symmetric",
+        kind="range",
+    ),
+    Case(
+        "dense-nan",
+        lambda m: gl.DenseOperator(torch.full((NP, NP), NAN, dtype=torch.float64)),
+        GifLiteError,
+        "hessian must be a finite",
+        kind="non-finite",
+    ),
+    Case("dense-list", lambda m: gl.DenseOperator([[1.0]]), GifLiteTypeError, "hessian must be", kind="type"),
+    Case(
+        "dense-wrong-size",
+        lambda m: gl.DenseOperator(torch.eye(5, dtype=torch.float64), objective=_obj(m)),
+        GifLiteError,
+        "hessian is 5 x 5 but the objective has 43",
+        kind="lengths",
+    ),
+    Case(
+        "dense-integer",
+        lambda m: gl.DenseOperator(torch.eye(5, dtype=torch.long)),
+        GifLiteError,
+        "hessian must be a finite floating",
+        kind="dtype/device",
+    ),
+    Case(
+        "operator-columns-range",
+        lambda m: _kfac(m).hessian_columns(torch.tensor([99])),
+        GifLiteError,
+        r"columns must lie in \[0, 43\)",
+        kind="range",
+    ),
+    Case(
+        "hvp-batch-nan",
+        lambda m: _obj(m).hvp_batch(torch.full((2, NP), NAN, dtype=torch.float64)),
+        GifLiteError,
+        "vs must be",
+        kind="non-finite",
+    ),
+    Case(
+        "hvp-batch-shape",
+        lambda m: _obj(m).hvp_batch(_v()),
+        GifLiteError,
+        r"vs must be a 2-D tensor of shape \(s, 43\)",
+        kind="shape",
+    ),
+    Case(
+        "hessian-chunk-zero",
+        lambda m: _obj(m).hessian(chunk=0),
+        GifLiteError,
+        "chunk must be a positive int",
+        kind="range",
+    ),
+    # ---------------------------------------------------------------- solvers (called directly)
+    Case(
+        "cg-matvec-none",
+        lambda m: solvers.cg(None, _v()),
+        GifLiteTypeError,
+        "products with A must be callables",
+        kind="type",
+    ),
+    Case(
+        "cg-b-list",
+        lambda m: solvers.cg(I, [1.0, 2.0]),
+        GifLiteTypeError,
+        "b must be a 1-D tensor",
+        kind="type",
+    ),
+    Case("cg-b-nan", lambda m: solvers.cg(I, _v() * NAN), GifLiteError, "b holds NaN", kind="non-finite"),
+    Case(
+        "cg-b-column",
+        lambda m: solvers.cg(I, _v()[:, None]),
+        GifLiteError,
+        "b must be a 1-D vector",
+        kind="shape",
+    ),
+    Case(
+        "cg-b-integer",
+        lambda m: solvers.cg(I, torch.ones(3, dtype=torch.long)),
+        GifLiteTypeError,
+        "b must be a floating",
+        kind="dtype/device",
+    ),
+    Case(
+        "minres-matvec-shape",
+        lambda m: solvers.minres(lambda v: v[:3], _v()),
+        GifLiteError,
+        r"matvec returned \(3,\)",
+        kind="shape",
+    ),
+    Case(
+        "minres-tol-nan",
+        lambda m: solvers.minres(I, _v(), tol=NAN),
+        GifLiteError,
+        "tol must be a finite",
+        kind="non-finite",
+    ),
+    Case(
+        "lissa-scale-negative",
+        lambda m: solvers.lissa(I, _v(), scale=-1.0),
+        GifLiteError,
+        "scale must be > 0",
+        kind="range",
+    ),
+    Case(
+        "lissa-scale-string",
+        lambda m: solvers.lissa(I, _v(), scale="1"),
+        GifLiteTypeError,
+        "scale must be a real number",
+        kind="type",
+    ),
+    Case(
+        "lissa-max-iter-float",
+        lambda m: solvers.lissa(I, _v(), max_iter=1.5),
+        GifLiteTypeError,
+        "max_iter",
+        kind="type",
+    ),
+    Case(
+        "lsqr-tol-string",
+        lambda m: solvers.lsqr(I, I, _v(), tol="1e-3"),
+        GifLiteTypeError,
+        "tol must be a real number",
+        kind="type",
+    ),
+    Case(
+        "lsqr-reorthogonalize-string",
+        lambda m: solvers.lsqr(I, I, _v(), reorthogonalize="yes"),
+        GifLiteTypeError,
+        "reorthogonalize",
+        kind="type",
+    ),
+    Case(
+        "lsqr-rmatvec-shape",
+        lambda m: solvers.lsqr(I, lambda u: u[None], _v()),
+        GifLiteError,
+        "rmatvec returned",
+        kind="shape",
+    ),
+    Case(
+        "landweber-step-tol-negative",
+        lambda m: solvers.landweber(I, I, _v(), step_tol=-1.0),
+        GifLiteError,
+        "step_tol",
+        kind="range",
+    ),
+    Case(
+        "landweber-max-restarts-negative",
+        lambda m: solvers.landweber(I, I, _v(), max_restarts=-1),
+        GifLiteError,
+        "max_restarts",
+        kind="range",
+    ),
+    Case(
+        "direct-lengths",
+        lambda m: solvers.direct(torch.eye(3, dtype=torch.float64), _v()),
+        GifLiteError,
+        "b has 43 entries but a has 3 rows",
+        kind="lengths",
+    ),
+    Case(
+        "direct-a-list",
+        lambda m: solvers.direct([[1.0]], _v()),
+        GifLiteTypeError,
+        "a must be a floating 2-D tensor",
+        kind="type",
+    ),
+    Case(
+        "direct-a-nan",
+        lambda m: solvers.direct(torch.full((NP, NP), NAN, dtype=torch.float64), _v()),
+        GifLiteError,
+        "a holds NaN",
+        kind="non-finite",
+    ),
+    Case(
+        "direct-tol-zero",
+        lambda m: solvers.direct(torch.eye(NP, dtype=torch.float64), _v(), tol=0.0),
+        GifLiteError,
+        "tol must be >",
+        kind="range",
+    ),
+    Case(
+        "relative-residual-x-shape",
+        lambda m: solvers.relative_residual(_spd_map(), _v(), _v(3)),
+        GifLiteError,
+        "x must have b's shape",
+        kind="shape",
+    ),
+    Case(
+        "block-cg-b-vector",
+        lambda m: solvers.block_cg(I, _v()),
+        GifLiteError,
+        "b must be a 2-D block",
+        kind="shape",
+    ),
+    Case(
+        "batched-lsqr-reorthogonalize",
+        lambda m: solvers.batched_lsqr(I, I, _v()[:, None], reorthogonalize=1),
+        GifLiteTypeError,
+        "reorthogonalize",
+        kind="type",
+    ),
+    # ---------------------------------------------------------------- selection, params, spectrum
+    Case(
+        "select-ratio-zero",
+        lambda m: gl.select(m, "random", 0.0, None),
+        GifLiteError,
+        r"ratio must be in \(0, 1\]",
+        kind="range",
+    ),
+    Case(
+        "select-ratio-two", lambda m: gl.select(m, "random", 2.0, None), GifLiteError, "ratio", kind="range"
+    ),
+    Case(
+        "select-ratio-nan",
+        lambda m: gl.select(m, "random", NAN, None),
+        GifLiteError,
+        "ratio",
+        kind="non-finite",
+    ),
+    Case(
+        "select-ratio-string",
+        lambda m: gl.select(m, "random", "0.5", None),
+        GifLiteTypeError,
+        "ratio must be a number",
+        kind="type",
+    ),
+    Case(
+        "select-model-string",
+        lambda m: gl.select("m", "random", 0.5, None),
+        GifLiteTypeError,
+        "model must be a torch.nn.Module",
+        kind="type",
+    ),
+    Case(
+        "select-no-targets",
+        lambda m: gl.select(m, "highest_gradients", 0.5, X),
+        GifLiteError,
+        "needs targets and loss_fn",
+        kind="empty",
+    ),
+    Case(
+        "select-empty-inputs",
+        lambda m: gl.select(m, "highest_outputs", 0.5, X[:0]),
+        GifLiteError,
+        "inputs is empty",
+        kind="empty",
+    ),
+    Case(
+        "select-targets-length",
+        lambda m: gl.select(m, "highest_gradients", 0.5, X, Y[:3], CE),
+        GifLiteError,
+        "targets has 3 entries",
+        kind="lengths",
+    ),
+    Case(
+        "embed-out-of-range",
+        lambda m: gl.embed(_v(2), _sub(1, 2), 1),
+        GifLiteError,
+        "subset must lie",
+        kind="range",
+    ),
+    Case(
+        "embed-lengths",
+        lambda m: gl.embed(_v(3), _sub(0, 1), 5),
+        GifLiteError,
+        "one delta entry per index",
+        kind="lengths",
+    ),
+    Case(
+        "keep-mask-out-of-range",
+        lambda m: gl.keep_mask([99], N),
+        GifLiteError,
+        r"group must lie in \[0, 24\)",
+        kind="range",
+    ),
+    Case("flat-params-string", lambda m: gl.flat_params("m"), GifLiteTypeError, "model must be", kind="type"),
+    Case(
+        "check-group-string",
+        lambda m: gl.check_group("abc", N),
+        GifLiteTypeError,
+        "group must be",
+        kind="type",
+    ),
+    Case(
+        "lanczos-steps-zero",
+        lambda m: gl.spectrum.lanczos(I, NP, 0),
+        GifLiteError,
+        "steps must be >= 1",
+        kind="range",
+    ),
+    # ---------------------------------------------------------------- training and evaluation
+    Case(
+        "train-nan-data",
+        lambda m: _train(m, (X * NAN, Y)),
+        GifLiteError,
+        "data's inputs hold NaN",
+        kind="state",
+    ),
+    Case(
+        "train-weight-decay-negative",
+        lambda m: _train(m, weight_decay=-1.0),
+        GifLiteError,
+        "weight_decay",
+        kind="range",
+    ),
+    Case(
+        "evaluate-lengths",
+        lambda m: gl.evaluate(m, (X, Y[:3])),
+        GifLiteError,
+        "data's inputs and targets disagree",
+        kind="lengths",
+    ),
+    Case(
+        "objective-value-weight-decay-nan",
+        lambda m: gl.objective_value(m, CE, (X, Y), weight_decay=NAN),
+        GifLiteError,
+        "weight_decay",
+        kind="non-finite",
+    ),
+    Case(
+        "retrain-group-string",
+        lambda m: gl.retrain_without(m, CE, (X, Y), "1"),
+        GifLiteTypeError,
+        "group must be",
+        kind="type",
+    ),
+    Case(
+        "relabel-examples-range",
+        lambda m: gl.relabel_examples((X, Y), [1, 99], 0),
+        GifLiteError,
+        r"group must lie in \[0, 24\)",
+        kind="range",
+    ),
+    Case(
+        "drop-examples-range",
+        lambda m: drop_examples((X, Y), [99]),
+        GifLiteError,
+        "group must lie",
+        kind="range",
+    ),
+    # ---------------------------------------------------------------- the book's helpers
+    Case(
+        "build-model-unknown",
+        lambda m: models.build_model("nope"),
+        GifLiteError,
+        "unknown model 'nope'",
+        kind="range",
+    ),
+    Case(
+        "build-model-keyword",
+        lambda m: models.build_model("mlp", wrong=1),
+        GifLiteTypeError,
+        r"\['wrong'\]",
+        kind="type",
+    ),
+    Case(
+        "build-model-seed-string",
+        lambda m: models.build_model("tinycnn", seed="1"),
+        GifLiteTypeError,
+        "seed must be an int",
+        kind="type",
+    ),
+    Case(
+        "build-model-name-int",
+        lambda m: models.build_model(3),
+        GifLiteTypeError,
+        "name must be a model name",
+        kind="type",
+    ),
+    Case(
+        "rel-shapes",
+        lambda m: chapter_utils.rel(_v(), _v(3)),
+        GifLiteError,
+        "rel: a and b must have the same size",
+        kind="lengths",
+    ),
+    Case(
+        "cos-list",
+        lambda m: chapter_utils.cos([1.0], _v()),
+        GifLiteTypeError,
+        "cos: a must be a tensor",
+        kind="type",
+    ),
+    Case(
+        "mean-ci-empty",
+        lambda m: chapter_utils.mean_ci([]),
+        GifLiteError,
+        "mean_ci needs at least one",
+        kind="empty",
+    ),
+    Case(
+        "mean-ci-level",
+        lambda m: chapter_utils.mean_ci([1.0, 2.0], level=1.5),
+        GifLiteError,
+        "level must lie",
+        kind="range",
+    ),
+    Case(
+        "paired-ci-lengths",
+        lambda m: chapter_utils.paired_ci([1.0, 2.0], [1.0]),
+        GifLiteError,
+        "equal lengths",
+        kind="lengths",
+    ),
+    Case(
+        "verdict-tuple",
+        lambda m: chapter_utils.verdict((0, 1)),
+        GifLiteTypeError,
+        "diff must be an Interval",
+        kind="type",
+    ),
+    Case(
+        "glue-table-list",
+        lambda m: chapter_utils.glue_table("k", [1, 2]),
+        GifLiteTypeError,
+        "df must be a pandas DataFrame",
+        kind="type",
+    ),
+    Case(
+        "save-checkpoint-string",
+        lambda m: save_checkpoint("m", "unused.pt"),
+        GifLiteTypeError,
+        "model must be",
+        kind="type",
+    ),
+    Case(
+        "load-checkpoint-missing",
+        lambda m: load_checkpoint(m, "no-such-file.pt"),
+        GifLiteError,
+        "path 'no-such-file.pt' is not a file",
+        kind="empty",
+    ),
+    Case(
+        "config-key-object",
+        lambda m: config_key({"a": object()}),
+        GifLiteTypeError,
+        "config values must be JSON",
+        kind="type",
+    ),
+    Case(
+        "config-key-list",
+        lambda m: config_key([1]),
+        GifLiteTypeError,
+        "config must be a mapping",
+        kind="type",
+    ),
+    Case(
+        "toy-n-zero",
+        lambda m: toy.correlated_regression(0, 3),
+        GifLiteError,
+        "n must be a positive int",
+        kind="range",
+    ),
+    Case(
+        "toy-rho",
+        lambda m: toy.correlated_regression(10, 3, rho=1.5),
+        GifLiteError,
+        "rho must lie",
+        kind="range",
+    ),
+    Case(
+        "toy-theta-length",
+        lambda m: toy.correlated_regression(10, 3, theta_true=torch.zeros(5)),
+        GifLiteError,
+        "theta_true must be a tensor of shape",
+        kind="lengths",
+    ),
+    Case(
+        "ridge-fit-lengths",
+        lambda m: toy.ridge_fit(X, X[:3, 0]),
+        GifLiteError,
+        r"y must be a tensor of shape \(24,\)",
+        kind="lengths",
+    ),
+    Case(
+        "ridge-fit-weight-decay",
+        lambda m: toy.ridge_fit(X, X[:, 0], -1.0),
+        GifLiteError,
+        "weight_decay",
+        kind="range",
+    ),
+    Case(
+        "linear-model-matrix",
+        lambda m: toy.linear_model(X),
+        GifLiteError,
+        "theta must be a floating 1-D",
+        kind="shape",
+    ),
+    Case(
+        "grad-cam-layer-string",
+        lambda m: gradcam.grad_cam(m, "layer", IMG),
+        GifLiteError,
+        "layers",
+        model=_cnn,
+        kind="type",
+    ),
+    Case(
+        "grad-cam-target",
+        lambda m: gradcam.grad_cam(m, m[0], IMG, target=9),
+        GifLiteError,
+        r"target must be one class in \[0, 3\)",
+        model=_cnn,
+        kind="range",
+    ),
+    Case(
+        "grad-cam-size",
+        lambda m: gradcam.grad_cam(m, m[0], IMG, size="big"),
+        GifLiteError,
+        "size must be",
+        model=_cnn,
+        kind="type",
+    ),
+    Case(
+        "grad-cam-nan",
+        lambda m: gradcam.grad_cam(m, m[0], IMG * NAN),
+        GifLiteError,
+        "inputs hold NaN",
+        model=_cnn,
+        kind="non-finite",
+    ),
+    Case(
+        "grad-cam-flat-inputs",
+        lambda m: gradcam.grad_cam(m, m[0], IMG.flatten(1)),
+        GifLiteError,
+        r"inputs must be a batch of images",
+        model=_cnn,
+        kind="shape",
+    ),
+    Case(
+        "feature-maps-kind",
+        lambda m: gradcam.feature_maps(m, IMG, kind="relu"),
+        GifLiteTypeError,
+        "kind must be a module class",
+        model=_cnn,
+        kind="type",
+    ),
+    Case(
+        "strongest-channel-vector",
+        lambda m: gradcam.strongest_channel(torch.zeros(3)),
+        GifLiteError,
+        "maps must have shape",
+        kind="shape",
+    ),
+    Case(
+        "set-threads-zero",
+        lambda m: runtime.set_threads(0),
+        GifLiteError,
+        "threads must be a positive",
+        kind="range",
+    ),
+    Case("set-threads-string", lambda m: runtime.set_threads("2"), GifLiteError, "threads", kind="type"),
+    Case(
+        "pick-device-unknown",
+        lambda m: runtime.pick_device("tpu"),
+        GifLiteError,
+        "device must be",
+        kind="range",
+    ),
+    Case(
+        "apply-copy-length",
+        lambda m: ex.apply_copy(m, _v(3)),
+        GifLiteError,
+        "delta must be a flat vector of length 43",
+        kind="lengths",
+    ),
+    Case(
+        "step-search-delta-length",
+        lambda m: ex.paper_step_search(m, _v(3), None, lambda mm: 0.5),
+        GifLiteError,
+        "delta",
+        kind="lengths",
+    ),
+    Case(
+        "best-step-nan",
+        lambda m: ex.best_step(m, _v(), None, [NAN], lambda mm: 0.5),
+        GifLiteError,
+        "NaN",
+        kind="non-finite",
+    ),
+]
+
+
+@pytest.mark.parametrize("case", CASES_24, ids=[c.id for c in CASES_24])
+def test_issue_24_surfaces_name_bad_input_and_leave_the_model_untouched(
+    case: Case, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)  # checkpoint cases write and read relative paths here
+    model = case.model()
+    before = ModelState(model)
+    _raises(case, model)
+    assert ModelState(model).same_as(before), f"{case.id} changed the model"
+    assert issubclass(case.exc, GifLiteError)  # every case is the library's error, never torch's
+
+
 def _raises(case: Case, model: nn.Module, *extra: object) -> None:
     if issubclass(case.exc, Warning):
         with pytest.warns(case.exc, match=case.match):
@@ -954,5 +1863,7 @@ def test_vectors_are_valid_or_refused_with_the_library_error(n: int, values: lis
             checks.check_vector(v, n, "v")
 
 
-def test_there_are_at_least_90_cases() -> None:
-    assert len(CASES) + len(CHECKPOINT_CASES) >= 90
+def test_there_are_at_least_150_cases() -> None:
+    assert len(CASES) + len(CHECKPOINT_CASES) + len(CASES_24) >= 150
+    ids = [c.id for c in CASES + CHECKPOINT_CASES + CASES_24]
+    assert len(ids) == len(set(ids))
