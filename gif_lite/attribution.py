@@ -73,15 +73,9 @@ def _chunk_size(batch_size: int | None, num_params: int, dtype: torch.dtype) -> 
 
 
 def _check_data(data: Any, name: str) -> Data:
-    """An ``(inputs, targets)`` pair of tensors or numpy arrays, or a ``TensorDataset`` of two tensors:
-    same number of examples, non-empty, finite (see :func:`gif_lite.checks.check_data_pair`)."""
-    if isinstance(data, torch.utils.data.TensorDataset):
-        if len(data.tensors) != 2:
-            raise checks.GifLiteError(
-                f"{name} is a TensorDataset of {len(data.tensors)} tensors; it must hold (inputs, targets)"
-            )
-        data = data.tensors
-    return checks.check_data_pair(data, name)
+    """Any data form the objective takes (a pair of tensors or numpy arrays, a ``TensorDataset``, a list
+    of batches, a ``DataLoader``), as one pair in example order (:func:`gif_lite.checks.check_example_pair`)."""
+    return checks.check_example_pair(data, name)
 
 
 def _failed(obj: Objective, x: torch.Tensor, y: torch.Tensor, name: str, err: Exception) -> Exception:

@@ -60,6 +60,7 @@ __all__ = [
     "check_data_pair",
     "check_dense_block",
     "check_device",
+    "check_example_pair",
     "check_finite_number",
     "check_generator",
     "check_group",
@@ -437,6 +438,23 @@ def check_batches(
             raise GifLiteError(f"{name} holds no batches; pass at least one (inputs, targets) pair")
         return [check_data_pair(b, f"{name}[{i}]") for i, b in enumerate(data)]
     return cast(Iterable[Any], data)
+
+
+def check_example_pair(data: object, name: str = "data") -> tuple[torch.Tensor, torch.Tensor]:
+    """Every form :func:`check_batches` takes, as one ``(inputs, targets)`` pair in example order (a
+    shuffled ``DataLoader`` is read without shuffling): for functions that index examples (groups,
+    per-example results), so each form gives the canonical pair's answer."""
+    if isinstance(data, tuple | list) and len(data) == 2 and isinstance(data[0], torch.Tensor | np.ndarray):
+        return check_data_pair(data, name)
+    batches = check_batches(data, name)
+    pairs = [
+        check_data_pair(b, f"{name}[{i}]") for i, b in enumerate(bounded(in_example_order(batches), name))
+    ]
+    if not pairs:
+        raise GifLiteError(f"{name} holds no batches; pass at least one (inputs, targets) pair")
+    if len(pairs) == 1:
+        return pairs[0]
+    return torch.cat([x for x, _ in pairs]), torch.cat([y for _, y in pairs])
 
 
 def bounded(batches: Iterable[Any], name: str = "data") -> Iterator[Any]:

@@ -647,7 +647,7 @@ class StochasticHessian(CurvatureOperator):
         resample: Literal["per_call", "fixed"] = "per_call",
         seed: int = 0,
     ) -> None:
-        pool = _pool(obj.batches)
+        pool = _pool(checks.in_example_order(obj.batches))  # a shuffled loader: the same draws
         self._from_parts(obj.model, obj.loss_fn, pool, batch_size, obj.weight_decay, resample, seed)
         self._objective = obj
 

@@ -64,7 +64,7 @@ def removal_problem(
     only the group's gradient and equals the former when ``theta`` minimises the full objective.
     """
     checks.check_model(model)
-    inputs, targets = checks.check_data_pair(data)
+    inputs, targets = checks.check_example_pair(data)
     n = int(inputs.shape[0])
     group = _check_group(group, n).to(inputs.device)
     keep = keep_mask(group, n, device=inputs.device)
@@ -96,7 +96,7 @@ def relabel_problem(
     the group; the weight-decay terms cancel), equal to the former at the old optimum.
     """
     checks.check_model(model)
-    inputs, targets = checks.check_data_pair(data)
+    inputs, targets = checks.check_example_pair(data)
     n = int(inputs.shape[0])
     per_example = isinstance(new_labels, torch.Tensor | np.ndarray | list | tuple) and np.ndim(new_labels) > 0
     group = _check_group(group, n, ordered=per_example).to(targets.device)

@@ -7,6 +7,7 @@ Property-based tests (hypothesis) check subsets, groups and vectors against dens
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -1867,3 +1868,153 @@ def test_there_are_at_least_150_cases() -> None:
     assert len(CASES) + len(CHECKPOINT_CASES) + len(CASES_24) >= 150
     ids = [c.id for c in CASES + CHECKPOINT_CASES + CASES_24]
     assert len(ids) == len(set(ids))
+
+
+# ------------------------------------------------------------------------------------- every documented form
+# The README accepts these forms as they are; each must give the canonical form's answer, in example order.
+def _loader(shuffle: bool = True) -> DataLoader:
+    gen = torch.Generator().manual_seed(1)
+    return DataLoader(TensorDataset(X, Y), batch_size=5, shuffle=shuffle, generator=gen)
+
+
+DATA_FORMS: dict[str, Callable[[], object]] = {
+    "numpy-pair": lambda: (X.numpy(), Y.numpy()),
+    "tensordataset": lambda: TensorDataset(X, Y),
+    "list-of-batches": lambda: [(X[:10], Y[:10]), (X[10:], Y[10:])],
+    "shuffled-loader": _loader,
+}
+TEST = (X[:5], Y[:5])
+
+
+def _ref_obj(data: object = None) -> gl.Objective:
+    return gl.Objective(_mlp(), CE, (X, Y) if data is None else data, weight_decay=0.1)
+
+
+def _quiet_self_influence(o: gl.Objective) -> torch.Tensor:
+    return gl.self_influence(o, progress=False)
+
+
+DATA_FUNCTIONS: dict[str, Callable[[object], torch.Tensor]] = {
+    "Objective.gradient": lambda d: _ref_obj(d).gradient(),
+    "Objective.hvp": lambda d: _ref_obj(d).hvp(_v()),
+    "Objective.hessian": lambda d: _ref_obj(d).hessian(),
+    "influence": lambda d: gl.influence(_ref_obj(d), _v(), solver="direct").delta,
+    "generalized_influence": lambda d: gl.generalized_influence(_ref_obj(d), _v(), _sub(0, 5, 9)).delta,
+    "removal_effects (training data)": lambda d: gl.removal_effects(_ref_obj(d), TEST, progress=False),
+    "removal_effects (test data)": lambda d: gl.removal_effects(_ref_obj(), d, progress=False),
+    "self_influence": lambda d: _quiet_self_influence(_ref_obj(d)),
+    "example_gradients": lambda d: torch.cat(
+        [g for _, g in gl.example_gradients(_ref_obj(d), progress=False)]
+    ),
+    "example_gradients (data)": lambda d: torch.cat(
+        [g for _, g in gl.example_gradients(_ref_obj(), d, progress=False)]
+    ),
+    "removal_problem": lambda d: gl.removal_problem(_mlp(), CE, d, [1, 3, 5], 0.1).g,
+    "relabel_problem": lambda d: gl.relabel_problem(_mlp(), CE, d, [1, 3, 5], _lbl(0, 0, 1), 0.1).g,
+    "KFAC": lambda d: gl.KFAC(_ref_obj(d)).hessian(),
+    "EKFAC": lambda d: gl.EKFAC(_ref_obj(d)).hessian(),
+    "LowRank": lambda d: gl.LowRank(_ref_obj(d), 4, 8).hessian(),
+    "StochasticHessian (fixed)": lambda d: gl.StochasticHessian(_ref_obj(d), 8, "fixed", 0).hessian(),
+}
+
+
+@pytest.mark.parametrize("form", list(DATA_FORMS))
+@pytest.mark.parametrize("function", list(DATA_FUNCTIONS))
+def test_every_data_form_gives_the_canonical_answer(function: str, form: str) -> None:
+    want = DATA_FUNCTIONS[function]((X, Y))
+    got = DATA_FUNCTIONS[function](DATA_FORMS[form]())
+    assert got.shape == want.shape and torch.allclose(got, want, rtol=1e-10, atol=1e-12), (function, form)
+
+
+def test_numpy_inputs_give_the_canonical_answer_where_one_pair_is_taken() -> None:
+    model = _mlp()
+    for method in ("highest_outputs", "highest_gradients", "largest_gradient_entries"):
+        a = gl.select(model, method, 0.3, X, Y, CE).subset
+        b = gl.select(model, method, 0.3, X.numpy(), Y.numpy(), CE).subset
+        assert torch.equal(a, b), method
+    assert gl.objective_value(model, CE, (X.numpy(), Y.numpy())) == gl.objective_value(model, CE, (X, Y))
+    ev_np, ev = gl.evaluate(model, (X.numpy(), Y.numpy())), gl.evaluate(model, (X, Y))
+    assert (ev_np.accuracy, ev_np.loss) == (ev.accuracy, ev.loss)
+    kept_np, kept = drop_examples((X.numpy(), Y.numpy()), [2, 7]), drop_examples((X, Y), [2, 7])
+    assert all(torch.equal(a, b) for a, b in zip(kept_np, kept, strict=True))
+
+
+def _mask(n: int, idx: list[int]) -> torch.Tensor:
+    m = torch.zeros(n, dtype=torch.bool)
+    m[idx] = True
+    return m
+
+
+#: a group of examples {1, 3, 5} in each accepted form (the canonical one: a sorted int64 tensor)
+GROUP_FORMS: dict[str, Callable[[], object]] = {
+    "list": lambda: [1, 3, 5],
+    "set": lambda: {5, 1, 3},
+    "numpy": lambda: np.array([1, 3, 5]),
+    "range": lambda: range(1, 6, 2),
+    "bool-mask": lambda: _mask(N, [1, 3, 5]),
+    "int32-tensor": lambda: torch.tensor([1, 3, 5], dtype=torch.int32),
+}
+GROUP_FUNCTIONS: dict[str, Callable[[object], torch.Tensor]] = {
+    "check_group": lambda g: gl.check_group(g, N),
+    "keep_mask": lambda g: gl.keep_mask(g, N),
+    "removal_problem": lambda g: gl.removal_problem(_mlp(), CE, (X, Y), g, 0.1).g,
+    "removal_problem (at optimum)": lambda g: gl.removal_problem(_mlp(), CE, (X, Y), g, 0.1, True).g,
+    "relabel_problem (one label)": lambda g: gl.relabel_problem(_mlp(), CE, (X, Y), g, 2, 0.1).g,
+    "drop_examples": lambda g: drop_examples((X, Y), g)[0],
+    "relabel_examples": lambda g: gl.relabel_examples((X, Y), g, 2)[1],
+}
+
+
+@pytest.mark.parametrize("form", list(GROUP_FORMS))
+@pytest.mark.parametrize("function", list(GROUP_FUNCTIONS))
+def test_every_group_form_gives_the_canonical_answer(function: str, form: str) -> None:
+    want = GROUP_FUNCTIONS[function](torch.tensor([1, 3, 5]))
+    got = GROUP_FUNCTIONS[function](GROUP_FORMS[form]())
+    assert torch.equal(got.to(want.dtype), want), (function, form)
+
+
+#: a parameter subset {0, 4, 9, 20} in each accepted form
+SUBSET_FORMS: dict[str, Callable[[], object]] = {
+    "list": lambda: [0, 4, 9, 20],
+    "numpy": lambda: np.array([0, 4, 9, 20]),
+    "bool-mask": lambda: _mask(NP, [0, 4, 9, 20]),
+    "selection": lambda: dataclasses.replace(
+        gl.select(_mlp(), "random", 0.1, None, generator=0), subset=torch.tensor([0, 4, 9, 20])
+    ),
+}
+SUBSET_FUNCTIONS: dict[str, Callable[[object], torch.Tensor]] = {
+    "check_subset": lambda p: gl.check_subset(p, NP),
+    "frozen_influence": lambda p: gl.frozen_influence(_ref_obj(), _v(), p, solver="direct").delta,
+    "projected_influence": lambda p: gl.projected_influence(_ref_obj(), _v(), p, solver="direct").delta,
+    "generalized_influence": lambda p: gl.generalized_influence(_ref_obj(), _v(), p, solver="direct").delta,
+    "removal_effects (GIF)": lambda p: gl.removal_effects(_ref_obj(), TEST, p, "GIF", progress=False),
+    "self_influence (FIF)": lambda p: gl.self_influence(_ref_obj(), p, "FIF", progress=False),
+    "hessian_columns": lambda p: _ref_obj().hessian_columns(gl.check_subset(p, NP)),
+    "apply_update": lambda p: _updated(p),
+}
+
+
+def _updated(p: object) -> torch.Tensor:
+    model = _mlp()
+    gl.apply_update(model, _v(4), p)
+    return gl.flat_params(model)
+
+
+@pytest.mark.parametrize("form", list(SUBSET_FORMS))
+@pytest.mark.parametrize("function", list(SUBSET_FUNCTIONS))
+def test_every_subset_form_gives_the_canonical_answer(function: str, form: str) -> None:
+    want = SUBSET_FUNCTIONS[function](torch.tensor([0, 4, 9, 20]))
+    got = SUBSET_FUNCTIONS[function](SUBSET_FORMS[form]())
+    assert torch.allclose(got.to(want.dtype), want, rtol=1e-12, atol=0), (function, form)
+
+
+def test_int_seeds_give_the_seeded_generators_answer() -> None:
+    model = _mlp()
+    for method in ("random",):
+        a = gl.select(model, method, 0.3, X, generator=7).subset
+        b = gl.select(model, method, 0.3, X, generator=torch.Generator().manual_seed(7)).subset
+        assert torch.equal(a, b), method
+    g = checks.check_generator(5)
+    assert g is not None and torch.equal(
+        torch.rand(3, generator=g), torch.rand(3, generator=torch.Generator().manual_seed(5))
+    )
