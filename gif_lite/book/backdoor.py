@@ -24,9 +24,9 @@ estimators predict from the trained model (:func:`gif_lite.relabel_problem`).
   so that the chapter can show it beside its own (test images, step picked on validation).  The
   paper's notebook is ``scripts/table3-backdoor_relabeling.ipynb`` of github.com/hslyu/GIF at
   c0b2c0e; cells are counted from 0 in file order.
-* :func:`gif_family` and :func:`paper_gif` compute GIF directions from the dense block ``H[:,P]``:
-  LSQR stopped early, Tikhonov-regularised least squares, the exact least-squares solution, and the
-  paper's Landweber iteration.
+* :func:`gif_family` and :func:`paper_gif` compute GIF directions from the dense block ``H[:,P]`` with
+  the core's solvers: LSQR stopped early, Tikhonov-regularised least squares, the exact least-squares
+  solution (``gif_lite.solvers.direct``), and the paper's Landweber iteration.
 """
 
 from __future__ import annotations
@@ -244,26 +244,29 @@ def gif_family(
 
     * ``"LSQR-k"``: LSQR stopped after ``k`` iterations (from 0; ``k = 1`` is parallel to
       ``H[P,:] g``, and ``k -> |P|`` reaches the least-squares solution);
-    * ``"Tikhonov-r"``: ``argmin ||H[:,P] x - g||^2 + (r sigma_max)^2 ||x||^2``, through the SVD, with
-      ``r`` relative to the largest singular value of ``H[:,P]``;
+    * ``"Tikhonov-r"``: ``argmin ||H[:,P] x - g||^2 + (r sigma_max)^2 ||x||^2``, with ``r`` relative to
+      the largest singular value of ``H[:,P]``: the least-squares GIF of ``[H[:,P]; gamma I] x = [g; 0]``
+      (:func:`gif_lite.book.experiments.tikhonov_gif` solves the same system matrix-free);
     * ``"exact"``: the minimum-norm least-squares solution ``pinv(H[:,P]) g``.
+
+    Every member is a core solve on the block: :func:`gif_lite.solvers.lsqr` and, for the last two,
+    the dense oracle :func:`gif_lite.solvers.direct` (least squares).
     """
     _check_block(h_p, g)
     if any(k < 1 for k in iterations) or any(not r > 0 for r in tikhonov):
         raise ValueError(f"iterations must be >= 1 and tikhonov > 0; got {iterations} and {tikhonov}")
     out: dict[str, torch.Tensor] = {}
-    with warnings.catch_warnings():  # stopping early is the point
+    size = h_p.shape[1]
+    eye, zeros = torch.eye(size, dtype=h_p.dtype, device=h_p.device), g.new_zeros(size)
+    with warnings.catch_warnings():  # stopping early is the point; direct's residual is rounding
         warnings.simplefilter("ignore", S.ConvergenceWarning)
         for k in iterations:
             out[f"LSQR-{k}"] = S.lsqr(lambda x: h_p @ x, lambda y: h_p.T @ y, g, tol=1e-12, max_iter=k).x
-    u, sv, vh = torch.linalg.svd(h_p, full_matrices=False)
-    coef = u.T @ g
-    for r in tikhonov:
-        gamma = r * float(sv[0])
-        out[f"Tikhonov-{r:g}"] = vh.T @ (sv / (sv**2 + gamma**2) * coef)
-    cutoff = float(sv[0]) * max(h_p.shape) * torch.finfo(h_p.dtype).eps
-    inv = torch.where(sv > cutoff, 1.0 / sv, torch.zeros_like(sv))
-    out["exact"] = vh.T @ (inv * coef)
+        sigma_max = float(torch.linalg.matrix_norm(h_p, ord=2)) if tikhonov else 0.0
+        for r in tikhonov:
+            stacked = torch.cat([h_p, (r * sigma_max) * eye])
+            out[f"Tikhonov-{r:g}"] = S.direct(stacked, torch.cat([g, zeros]), least_squares=True).x
+        out["exact"] = S.direct(h_p, g, least_squares=True).x
     return out
 
 

@@ -40,11 +40,13 @@ import torch
 from scipy import stats
 from torch import nn
 
-from ..curvature import CurvatureOperator
+from ..checks import check_indices
+from ..curvature import CurvatureOperator, DenseOperator
 from ..influence import ESTIMATORS as _REGISTRY
 from ..influence import Estimators
+from ..influence import misfit as misfit_of
 from ..objective import Objective
-from ..params import embed, flat_params, set_flat_params
+from ..params import flat_params, set_flat_params
 from ..selection import select
 from ..tasks import InfluenceProblem, removal_problem
 from ..types import Data, LossFn
@@ -177,83 +179,54 @@ def retained_hessians(
 def dense_estimators(
     hessian: torch.Tensor | Callable[[InfluenceProblem], torch.Tensor],
 ) -> dict[str, Estimator]:
-    """IF, FIF, PIF and GIF by dense linear algebra on ``H``, using ``problem.g``.
+    """gif_lite's IF, FIF, PIF and GIF with ``solver="direct"`` on a dense ``H``, using ``problem.g``.
 
     ``hessian`` is one matrix shared by every problem (e.g. the full-data Hessian), or a function giving
-    each problem its own (e.g. :func:`retained_hessians`; it is called once per problem and the
-    factorisation is reused across estimators and ratios).  IF ``H^-1 g``; FIF ``H[P,P]^-1 g[P]``; PIF
-    ``(H^-1 g)[P]``; GIF ``pinv(H[:,P]) g`` (least squares), each returned as a full-length vector.
+    each problem its own (e.g. :func:`retained_hessians`; it is called once per problem, and the IF solve
+    is shared by IF and every PIF).  IF ``H^-1 g``; FIF ``H[P,P]^-1 g[P]``; PIF ``(H^-1 g)[P]``; GIF
+    ``pinv(H[:,P]) g`` (least squares), each returned as a full-length vector.  The estimators are the
+    core's (:data:`gif_lite.influence.ESTIMATOR_SPECS`), run on a :class:`DenseCurvature`.
     """
-    memo: dict[str, Any] = {"problem": None}
+    fixed = None if callable(hessian) else DenseCurvature(hessian)
+    memo: dict[str, Any] = {"problem": None, "op": None}
 
-    def factor(h: torch.Tensor) -> dict[str, Any]:
-        if h.dim() != 2 or h.shape[0] != h.shape[1]:
-            raise ValueError(f"hessian must be a square matrix, got shape {tuple(h.shape)}")
-        h = 0.5 * (h + h.T)
-        lu, pivots = torch.linalg.lu_factor(h)
-        return {"h": h, "lu": lu, "pivots": pivots, "if": None}
-
-    fixed = None if callable(hessian) else factor(hessian)
-
-    def state(problem: InfluenceProblem) -> dict[str, Any]:
+    def operator(problem: InfluenceProblem) -> DenseCurvature:
         if fixed is not None:
-            if fixed.get("problem") is not problem:
-                fixed.update(problem=problem, g=None)
-            st = fixed
-        else:
-            if memo["problem"] is not problem:
-                assert callable(hessian)
-                memo.clear()
-                memo.update(factor(hessian(problem)), problem=problem)
-            st = memo
-        return st
+            return fixed
+        if memo["problem"] is not problem:
+            assert callable(hessian)
+            memo.update(problem=problem, op=DenseCurvature(hessian(problem)))
+        return cast(DenseCurvature, memo["op"])
 
-    def solve_if(problem: InfluenceProblem) -> torch.Tensor:
-        st = state(problem)
-        g = problem.g.to(st["h"])
-        if st.get("g") is None or not torch.equal(st["g"], g):
-            st["g"] = g
-            st["if"] = torch.linalg.lu_solve(st["lu"], st["pivots"], g.unsqueeze(1)).squeeze(1)
-        return st["if"]
-
-    def est_if(problem: InfluenceProblem, subset: torch.Tensor | None) -> torch.Tensor:
-        return solve_if(problem)
-
-    def est_fif(problem: InfluenceProblem, subset: torch.Tensor | None) -> torch.Tensor:
-        p, h = _need_subset(subset), state(problem)["h"]
-        x = torch.linalg.solve(h[p][:, p], problem.g.to(h)[p])
-        return embed(x, p, h.shape[0])
-
-    def est_pif(problem: InfluenceProblem, subset: torch.Tensor | None) -> torch.Tensor:
-        p = _need_subset(subset)
-        delta = solve_if(problem)
-        return embed(delta[p], p, delta.shape[0])
-
-    def est_gif(problem: InfluenceProblem, subset: torch.Tensor | None) -> torch.Tensor:
-        p, h = _need_subset(subset), state(problem)["h"]
-        driver = "gelsd" if h.device.type == "cpu" else None
-        x = torch.linalg.lstsq(h[:, p], problem.g.to(h).unsqueeze(1), driver=driver).solution.squeeze(1)
-        return embed(x, p, h.shape[0])
-
-    return {"IF": est_if, "FIF": est_fif, "PIF": est_pif, "GIF": est_gif}
+    return _estimators(operator, Estimators({"solver": "direct"}))
 
 
-class DenseCurvature(CurvatureOperator):
-    """A dense symmetric matrix as a curvature operator: gif_lite's solvers, their iterations and caps
-    unchanged, with each Hessian-vector product a matrix product.  ``objective`` is the objective it stands
-    for (kept for reference)."""
+class DenseCurvature(DenseOperator):
+    """A dense Hessian, symmetrised, as a curvature operator (:class:`gif_lite.DenseOperator`): gif_lite's
+    solvers, their iterations and caps unchanged, with each Hessian-vector product a matrix product, and
+    its columns (``solver="direct"``) read from the matrix.  ``objective`` is the objective it stands for
+    (kept for reference)."""
 
     def __init__(self, h: torch.Tensor, objective: Objective | None = None) -> None:
         if h.dim() != 2 or h.shape[0] != h.shape[1]:
             raise ValueError(f"h must be a square matrix, got shape {tuple(h.shape)}")
-        self.h = (0.5 * (h + h.T)).detach()
-        self.num_params = int(h.shape[0])
-        self.dtype, self.device = h.dtype, h.device
-        self._objective = objective
-        self.hvp_calls = 0
+        super().__init__(0.5 * (h + h.T), objective)
 
-    def _apply(self, vs: torch.Tensor) -> torch.Tensor:
-        return vs @ self.h
+    @property
+    def h(self) -> torch.Tensor:
+        """The symmetrised matrix."""
+        return self.matrix
+
+    def hessian_columns(self, columns: torch.Tensor, chunk: int = 256) -> torch.Tensor:
+        """``H[:, columns]``, read from the matrix (the products it stands for are counted)."""
+        columns = check_indices(columns, self.num_params, "columns", unique=False, device=self.device)
+        self.hvp_calls += int(columns.numel())
+        return self.matrix[:, columns]
+
+    def hessian(self, chunk: int = 256) -> torch.Tensor:
+        """The symmetrised matrix itself (a copy)."""
+        self.hvp_calls += self.num_params
+        return self.matrix.clone()
 
 
 def dense_curvature(objective: Objective, chunk: int = 128) -> DenseCurvature:
@@ -277,23 +250,26 @@ def matrix_free_estimators(
     :func:`~gif_lite.generalized_influence`.  PIF reuses the IF solution of the same problem (it is
     ``(H^-1 g)[P]`` by definition), so a problem costs one IF solve however many ratios are asked.
     """
-    estimators = Estimators(influence_kwargs, gif_kwargs or {})
+    # any curvature operator stands in for the Objective (the estimators' documented contract)
+    return _estimators(
+        lambda problem: cast(Objective, objective if objective is not None else problem.objective),
+        Estimators(influence_kwargs, gif_kwargs or {}),
+    )
+
+
+def _estimators(
+    operator: Callable[[InfluenceProblem], Objective | CurvatureOperator], estimators: Estimators
+) -> dict[str, Estimator]:
+    """IF, FIF, PIF and GIF by name, each solved by ``estimators`` on ``operator(problem)``."""
 
     def estimator(name: str) -> Estimator:
         def estimate(problem: InfluenceProblem, subset: torch.Tensor | None) -> torch.Tensor:
-            # any curvature operator stands in for the Objective (the estimators' documented contract)
-            obj = cast(Objective, objective if objective is not None else problem.objective)
-            return estimators(name, obj, problem.g, subset).full(obj.num_params)
+            op = cast(Objective, operator(problem))
+            return estimators(name, op, problem.g, subset).full(op.num_params)
 
         return estimate
 
     return {name: estimator(name) for name in ESTIMATORS}
-
-
-def _need_subset(subset: torch.Tensor | None) -> torch.Tensor:
-    if subset is None:
-        raise ValueError("FIF, PIF and GIF need a parameter subset P")
-    return subset
 
 
 # ------------------------------------------------------------------------------------------ the loop
@@ -398,10 +374,7 @@ def estimate_group_effects(
             for ratio in (1.0,) if name == "IF" else ratios:
                 subset = None if name == "IF" else subsets[ratio]
                 delta = estimator(problem, subset).to(theta)
-                rho = math.nan
-                if misfit:
-                    g = problem.g.to(theta)
-                    rho = float((problem.objective.hvp(delta) - g).norm() / g.norm())
+                rho = misfit_of(problem.objective, problem.g.to(theta), delta) if misfit else math.nan
                 rows.append(
                     EffectRow(
                         group=k,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from types import SimpleNamespace
+from typing import cast
 
 import pytest
 import torch
@@ -281,6 +283,33 @@ def test_dense_curvature_runs_the_same_solvers() -> None:
             assert torch.allclose(a[name](problem, p), b[name](problem, p), rtol=1e-8, atol=1e-10), name
     with pytest.raises(ValueError, match="square"):
         fa.DenseCurvature(torch.zeros(3, 4))
+    # a DenseOperator whose columns are read from the matrix: the products' answer, counted as products
+    assert isinstance(dense, gl.DenseOperator)
+    by_products = gl.DenseOperator(dense.h).hessian_columns(subset)
+    calls = dense.hvp_calls
+    assert torch.equal(dense.hessian_columns(subset), by_products)
+    assert dense.hvp_calls == calls + subset.numel()
+    assert torch.equal(dense.hessian(), dense.h) and torch.equal(dense.h, dense.h.T)
+
+
+def test_dense_estimators_are_dense_algebra() -> None:
+    """IF, FIF, PIF by one LU solve each and GIF by the pseudo-inverse, on the symmetrised matrix."""
+    gen = torch.Generator().manual_seed(3)
+    a = torch.randn(12, 12, generator=gen, dtype=torch.float64)
+    h = a @ a.T + 0.1 * torch.eye(12, dtype=torch.float64)
+    h[0, 1] += 1e-9  # not exactly symmetric: the estimators see (H + H^T) / 2
+    sym = 0.5 * (h + h.T)
+    g = torch.randn(12, generator=gen, dtype=torch.float64)
+    problem = cast(gl.InfluenceProblem, SimpleNamespace(g=g))
+    p = torch.tensor([1, 4, 5, 9])
+    est = dense_estimators(h)
+    full = torch.linalg.solve(sym, g)
+    assert torch.allclose(est["IF"](problem, None), full, rtol=1e-12, atol=0)
+    assert torch.allclose(est["PIF"](problem, p)[p], full[p], rtol=1e-12, atol=0)
+    assert torch.allclose(est["FIF"](problem, p)[p], torch.linalg.solve(sym[p][:, p], g[p]), rtol=1e-12)
+    gif = torch.linalg.lstsq(sym[:, p], g.unsqueeze(1)).solution.squeeze(1)
+    assert torch.allclose(est["GIF"](problem, p)[p], gif, rtol=1e-10, atol=0)
+    assert (est["GIF"](problem, p).count_nonzero()) == p.numel()
 
 
 def test_chapter_config() -> None:
