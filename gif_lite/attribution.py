@@ -320,6 +320,8 @@ def _setup(
         else:
             solver = spec.default_solver
         opts = SolveOptions(solver, opts.damping, opts.tol, opts.max_iter)
+    if opts.solver == "direct" and op.dtype not in S._FACTOR_DTYPES:
+        raise checks.GifLiteError(S._factor_dtype_message(op.dtype))
     return op, base, spec, p, SolveOptions(opts.solver, opts.damping, opts.tolerance(op.dtype), opts.max_iter)
 
 

@@ -227,8 +227,8 @@ class _Stagnation:
     Stagnated at iteration ``j`` of ``max_iter``: over the last ``window`` iterations the best residual
     fell by less than 10%, and at that rate ``tol`` stays out of reach in the iterations left.  A
     stationary iteration (``floor_only``; its residual falls monotonically in exact arithmetic) also
-    needs the residual to have risen in the window and the best to lie at the dtype's floor, so a slow
-    but steady run is never stopped.  Runs that meet ``tol`` are never stopped: they stop first.
+    needs the best to lie at the dtype's floor and the residual to have risen (or not fallen at all) in
+    the window, so a slow but steady run is never stopped.  Runs that meet ``tol`` are never stopped: they stop first.
     """
 
     def __init__(
@@ -253,7 +253,8 @@ class _Stagnation:
         now, then = best[-1], best[-1 - self.window]
         if now <= self.tol or now < _STAGNATION_FACTOR * then:
             return False
-        if self.floor_only and (self.last_rise <= k - self.window or now > self.floor):
+        steady = self.last_rise <= k - self.window and now < then  # fell at every step of the window
+        if self.floor_only and (steady or now > self.floor):
             return False
         left = self.max_iter - k
         if self.tol > 0 and 0 < now < then:  # the rate of the window, extrapolated
@@ -279,6 +280,17 @@ class _Stagnation:
 
 
 # ---------------------------------------------------------------------------------------- direct
+#: The dtypes torch factorises dense matrices in (LU, Cholesky, SVD).
+_FACTOR_DTYPES = (torch.float32, torch.float64)
+
+
+def _factor_dtype_message(dtype: torch.dtype) -> str:
+    return (
+        f"solver='direct' factorises a dense matrix, which torch does in float32 and float64, not {dtype}; "
+        "use an iterative solver ('minres', 'lsqr' for GIF), or convert the model with .float()"
+    )
+
+
 def direct(
     a: torch.Tensor, b: torch.Tensor, least_squares: bool = False, *, tol: float | None = None
 ) -> SolveResult:
@@ -290,6 +302,8 @@ def direct(
     """
     if not isinstance(a, torch.Tensor) or a.dim() != 2 or not a.is_floating_point():
         raise checks.GifLiteTypeError(f"a must be a floating 2-D tensor (the matrix), got {_describe(a)}")
+    if a.dtype not in _FACTOR_DTYPES:
+        raise checks.GifLiteError(_factor_dtype_message(a.dtype))
     b, _ = _as_vector(b, (), square=True)
     if a.shape[0] != b.shape[0]:
         raise checks.GifLiteError(
@@ -759,6 +773,8 @@ def block_cg(
     block (deflation), so the block shrinks as columns converge.
     """
     b = _as_block(b, tol, max_iter, matmat)
+    if b.dtype not in _FACTOR_DTYPES:
+        raise checks.GifLiteError(_factor_dtype_message(b.dtype).replace("solver='direct'", "block CG"))
     n = b.shape[0]
     max_iter = max_iter or 10 * n
     _check_tol(tol, max_iter)
