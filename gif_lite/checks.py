@@ -57,6 +57,7 @@ __all__ = [
     "atomic",
     "bounded",
     "check_batches",
+    "check_class_targets",
     "check_data_pair",
     "check_dense_block",
     "check_device",
@@ -506,6 +507,21 @@ def run_forward(model: nn.Module, x: torch.Tensor, name: str) -> torch.Tensor:
         raise ModelCallError(
             f"model({name}'s inputs) failed on inputs of shape {tuple(x.shape)} and dtype {x.dtype}{hint} ({e})"
         ) from e
+
+
+def check_class_targets(model: nn.Module, x: torch.Tensor, y: torch.Tensor, name: str = "data") -> None:
+    """Integer targets of a model with 2-D outputs ``(n, C)`` must be class labels in ``[0, C)``: checked
+    with one forward of one example (nothing changed), so training refuses them before its first step."""
+    if y.is_floating_point() or y.dim() != 1:
+        return
+    with atomic(model) as state, torch.no_grad():
+        out = run_forward(model, x[:1].to(model_device(model)), name)
+        state.restore()
+    if out.dim() == 2 and y.numel() and (int(y.min()) < 0 or int(y.max()) >= out.shape[1]):
+        raise GifLiteError(
+            f"{name}'s targets must be class labels in [0, {out.shape[1]}) (the model's outputs), got range "
+            f"[{int(y.min())}, {int(y.max())}]"
+        )
 
 
 def check_loss_value(loss: object, name: str = "loss_fn", *, attached: bool = True) -> torch.Tensor:

@@ -86,6 +86,17 @@ class Recipe:
     weight_decay: float = 0.0
     schedule: Literal["constant", "cosine", "step", "multistep"] = "constant"
 
+    def __post_init__(self) -> None:  # a bad field is named here, not found by a failing step
+        for name in ("epochs", "batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise checks.GifLiteError(f"{name} must be a positive int, got {value!r}")
+        checks.check_finite_number(self.lr, "lr", low=0.0, low_open=True)
+        checks.check_finite_number(self.momentum, "momentum", low=0.0)
+        checks.check_finite_number(self.weight_decay, "weight_decay", low=0.0)
+        if self.optimizer not in ("adam", "sgd"):
+            raise checks.GifLiteError(f"unknown optimizer {self.optimizer!r}; valid: 'adam', 'sgd'")
+
     def but(self, **changes: Any) -> Recipe:
         """A copy with the given fields changed; fields given as None keep this recipe's value."""
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
@@ -204,6 +215,10 @@ def train_lbfgs(
     the line search stalls, before the tolerance is reached (float32 rarely gets below about 1e-5).
     """
     start_time = time.perf_counter()
+    data = checks.check_data_pair(data)  # finite: L-BFGS would stall on NaN data and report nothing
+    checks.check_class_targets(model, *data)
+    checks.check_finite_number(tol, "tol", low=0.0)
+    checks.check_max_iter(max_iter)
     data = _check_data(data)
     objective = _CachedObjective(model, loss_fn, data, weight_decay)
     optimizer = torch.optim.LBFGS(
@@ -348,7 +363,8 @@ def train_minibatch(
         recipe = Recipe(**{k: v for k, v in changes.items() if v is not None})
     else:
         recipe = recipe.but(**changes)
-    checks.check_data_pair(data)  # non-finite data is refused before the first step, not found at the end
+    x, y = checks.check_data_pair(data)  # non-finite data is refused before the first step, not at the end
+    checks.check_class_targets(model, x, y)  # so is a label out of range in a late batch
     with checks.atomic(model):  # a step that fails (a bad label in a late batch) leaves the model as it was
         return _train_minibatch(model, loss_fn, data, recipe, seed, tol, measure_final, progress)
 
@@ -487,6 +503,9 @@ def evaluate(
 
     The model is put in eval mode for the evaluation and restored to its previous mode afterwards.
     """
+    checks.check_model(model, trainable=False)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise checks.GifLiteError(f"batch_size must be a positive int, got {batch_size!r}")
     inputs, targets = _check_data(data)
     outputs = predict(model, inputs, batch_size=batch_size)
     targets = targets.to(outputs.device)

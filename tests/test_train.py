@@ -306,10 +306,21 @@ def test_train_minibatch_refuses_bad_data_before_training_and_never_loses_the_mo
         gt.train_minibatch(model, F.cross_entropy, (bad_x, y), epochs=2, batch_size=8, lr=0.1, progress=False)
     assert gc.ModelState(model).same_as(before)
     bad_y = y.clone()
-    bad_y[39] = 7  # only 2 classes: the last batch of the first epoch fails
-    with pytest.raises((IndexError, RuntimeError)):
+    bad_y[39] = 7  # only 2 classes: refused before the first step, naming the targets
+    with pytest.raises(gl.GifLiteError, match=r"targets must be class labels in \[0, 2\)"):
         gt.train_minibatch(model, F.cross_entropy, (x, bad_y), epochs=2, batch_size=8, lr=0.1, progress=False)
     assert gc.ModelState(model).same_as(before)
+    calls = []
+
+    def fails_late(out: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        calls.append(1)
+        if len(calls) == 5:  # a step after four updates fails
+            raise RuntimeError("late failure")
+        return F.cross_entropy(out, t)
+
+    with pytest.raises(RuntimeError, match="late failure"):
+        gt.train_minibatch(model, fails_late, (x, y), epochs=2, batch_size=8, lr=0.1, progress=False)
+    assert len(calls) == 5 and gc.ModelState(model).same_as(before)
 
 
 # ---------------------------------------------------------------------------------------------- Newton
