@@ -29,6 +29,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..attribution import example_gradients
+from ..checks import GifLiteError
 from ..objective import Data, LossFn, Objective
 from ..params import flat_params, keep_mask, set_flat_params
 from ..train import newton_polish, train_lbfgs
@@ -91,6 +92,8 @@ def tracin(
     checkpoints: Sequence[tuple[torch.Tensor, float]],
 ) -> torch.Tensor:
     """TracIn-CP: ``sum_c lr_c * t_j(theta_c) . grad l_i(theta_c)`` (``[n_test, n_train]``)."""
+    if not checkpoints:
+        raise GifLiteError("checkpoints is empty: pass at least one (theta, lr) pair")
     work = copy.deepcopy(model)
     total = torch.zeros(len(test[1]), len(train[1]), dtype=flat_params(model).dtype)
     for theta, lr in checkpoints:
@@ -189,6 +192,8 @@ def subset_losses(
 
 def spearman_rows(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Spearman correlation of each row of ``a`` with the same row of ``b`` (no ties expected)."""
+    if a.dim() != 2 or a.shape != b.shape:
+        raise GifLiteError(f"a and b must be 2-D of one shape, got {tuple(a.shape)} and {tuple(b.shape)}")
     ra = a.argsort(dim=1).argsort(dim=1).double()
     rb = b.argsort(dim=1).argsort(dim=1).double()
     ra, rb = ra - ra.mean(1, keepdim=True), rb - rb.mean(1, keepdim=True)
@@ -202,6 +207,15 @@ def lds_rows(scores: torch.Tensor, masks: torch.Tensor, losses: torch.Tensor) ->
     ``scores`` ``[n_test, n_train]`` removal effects, ``masks`` ``[M, n_train]`` (True = trained on),
     ``losses`` ``[M, n_test]`` actual test losses of the models trained on those subsets.
     """
+    if scores.dim() != 2 or masks.dim() != 2 or losses.dim() != 2:
+        raise GifLiteError(
+            "scores, masks and losses must be 2-D: [n_test, n_train], [M, n_train], [M, n_test]"
+        )
+    if masks.shape[1] != scores.shape[1] or losses.shape != (masks.shape[0], scores.shape[0]):
+        raise GifLiteError(
+            f"scores {tuple(scores.shape)}, masks {tuple(masks.shape)} and losses {tuple(losses.shape)} "
+            "disagree: they must be [n_test, n_train], [M, n_train] and [M, n_test]"
+        )
     predicted = scores @ (~masks).T.to(scores.dtype)  # n_test x M
     return spearman_rows(predicted, losses.T.to(predicted.dtype))
 

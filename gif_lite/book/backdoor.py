@@ -39,6 +39,7 @@ import torch
 from torch import nn
 
 from .. import solvers as S
+from ..checks import GifLiteError
 from ..params import keep_mask
 from ..train import predict
 from ..types import Data
@@ -62,7 +63,7 @@ __all__ = [
 def trigger_pattern(size: int = 4, value: float = 1.0, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """The ``size x size`` checkerboard: ``value`` where row + column is even, 0 elsewhere."""
     if size < 1:
-        raise ValueError(f"trigger size must be at least 1, got {size}")
+        raise GifLiteError(f"trigger size must be at least 1, got {size}")
     rows = torch.arange(size).unsqueeze(1)
     cols = torch.arange(size).unsqueeze(0)
     return ((rows + cols) % 2 == 0).to(dtype) * value
@@ -74,10 +75,10 @@ def add_trigger(images: torch.Tensor, size: int = 4, value: float = 1.0) -> torc
     Every channel of every image gets the same pattern; ``images`` is left unchanged.
     """
     if images.dim() < 2:
-        raise ValueError(f"images must have at least 2 dimensions (H x W), got shape {tuple(images.shape)}")
+        raise GifLiteError(f"images must have at least 2 dimensions (H x W), got shape {tuple(images.shape)}")
     height, width = images.shape[-2:]
     if size > min(height, width):
-        raise ValueError(f"a {size}x{size} trigger does not fit into {height}x{width} images")
+        raise GifLiteError(f"a {size}x{size} trigger does not fit into {height}x{width} images")
     out = images.clone()
     out[..., height - size :, width - size :] = trigger_pattern(size, value, images.dtype)
     return out
@@ -102,13 +103,13 @@ def poison(
     inputs, targets = data
     n = len(targets)
     if not 0.0 < fraction < 1.0:
-        raise ValueError(f"fraction must lie in (0, 1), got {fraction}")
+        raise GifLiteError(f"fraction must lie in (0, 1), got {fraction}")
     candidates = (targets != target).nonzero().flatten()
     count = round(fraction * n)
     if count < 1:
-        raise ValueError(f"fraction {fraction} of {n} examples poisons nothing")
+        raise GifLiteError(f"fraction {fraction} of {n} examples poisons nothing")
     if count > candidates.numel():
-        raise ValueError(
+        raise GifLiteError(
             f"cannot poison {count} examples: only {candidates.numel()} are not of class {target}"
         )
     gen = generator if generator is not None else torch.Generator().manual_seed(0)
@@ -138,7 +139,7 @@ def attack_success_rate(
     inputs, targets = clean_test
     others = inputs[targets != target]
     if others.shape[0] == 0:
-        raise ValueError(f"the test set has no image outside class {target}")
+        raise GifLiteError(f"the test set has no image outside class {target}")
     preds = predict(model, add_trigger(others, size, value), batch_size=batch_size).argmax(dim=1)
     return float((preds == target).double().mean())
 
@@ -160,7 +161,7 @@ def paper_scores(
     """
     inputs, labels = train
     if true_labels.shape[0] != group.numel():
-        raise ValueError(f"true_labels has {true_labels.shape[0]} entries for a group of {group.numel()}")
+        raise GifLiteError(f"true_labels has {true_labels.shape[0]} entries for a group of {group.numel()}")
     preds = predict(model, inputs).argmax(dim=1)
     labels, group = labels.to(preds.device), group.to(preds.device)
     keep = keep_mask(group, len(labels), preds.device)
@@ -191,7 +192,7 @@ def relabel_scores(
     inputs, labels = clean
     others = inputs[labels != target]
     if others.shape[0] == 0:
-        raise ValueError(f"the split has no image outside class {target}")
+        raise GifLiteError(f"the split has no image outside class {target}")
     parts = [inputs, add_trigger(others, size, value)]
     if poisoned is not None:
         parts.append(poisoned[0])
@@ -228,7 +229,7 @@ paper_step_search = partial(
 
 def _check_block(h_p: torch.Tensor, g: torch.Tensor) -> None:
     if h_p.dim() != 2 or g.dim() != 1 or h_p.shape[0] != g.shape[0]:
-        raise ValueError(
+        raise GifLiteError(
             f"h_p must be the k x |P| block H[:, P] and g a vector of length k; got shapes "
             f"{tuple(h_p.shape)} and {tuple(g.shape)}"
         )
@@ -254,7 +255,7 @@ def gif_family(
     """
     _check_block(h_p, g)
     if any(k < 1 for k in iterations) or any(not r > 0 for r in tikhonov):
-        raise ValueError(f"iterations must be >= 1 and tikhonov > 0; got {iterations} and {tikhonov}")
+        raise GifLiteError(f"iterations must be >= 1 and tikhonov > 0; got {iterations} and {tikhonov}")
     out: dict[str, torch.Tensor] = {}
     size = h_p.shape[1]
     eye, zeros = torch.eye(size, dtype=h_p.dtype, device=h_p.device), g.new_zeros(size)

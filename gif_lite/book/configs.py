@@ -48,6 +48,7 @@ from typing import Any
 
 from torch import nn
 
+from ..checks import GifLiteError, GifLiteTypeError
 from ..train import Recipe
 from . import ledger
 
@@ -245,7 +246,7 @@ def smoke_requested() -> bool:
         return False
     if value in ("1", "true", "yes"):
         return True
-    raise ValueError(f"{SMOKE_ENV}={value!r} is not understood; use 1 (smoke runs) or 0")
+    raise GifLiteError(f"{SMOKE_ENV}={value!r} is not understood; use 1 (smoke runs) or 0")
 
 
 def paper_config(name: str, smoke: bool | None = None) -> PaperConfig:
@@ -253,7 +254,9 @@ def paper_config(name: str, smoke: bool | None = None) -> PaperConfig:
 
     ``smoke=None`` follows the environment variable :data:`SMOKE_ENV`.
     """
-    if name not in PAPER_CONFIGS:
-        raise ValueError(f"unknown paper config {name!r}; valid: {', '.join(PAPER_CONFIGS)}")
+    if smoke is not None and not isinstance(smoke, bool):
+        raise GifLiteTypeError(f"smoke must be True, False or None (follow ${SMOKE_ENV}), got {smoke!r}")
+    if not isinstance(name, str) or name not in PAPER_CONFIGS:
+        raise GifLiteError(f"unknown paper config {name!r}; valid: {', '.join(PAPER_CONFIGS)}")
     cfg = PAPER_CONFIGS[name]
     return cfg.smoke_variant() if (smoke_requested() if smoke is None else smoke) else cfg

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
+from ..checks import GifLiteError, check_seed
 from ..params import keep_mask
 from ..types import Data as Split
 
@@ -159,14 +160,19 @@ def stratified_split(targets: torch.Tensor, fraction: float, seed: int) -> tuple
 
     Every class keeps at least one example on each side; both index tensors are sorted.
     """
+    if not isinstance(targets, torch.Tensor) or targets.dim() != 1 or targets.is_floating_point():
+        raise GifLiteError(
+            f"targets must be a 1-D tensor of integer class labels, got {getattr(targets, 'dtype', targets)}"
+        )
+    check_seed(seed)
     if not 0.0 < fraction < 1.0:
-        raise ValueError(f"the held-out fraction must lie in (0, 1), got {fraction}")
+        raise GifLiteError(f"the held-out fraction must lie in (0, 1), got {fraction}")
     generator = torch.Generator().manual_seed(seed)
     held = []
     for c in torch.unique(targets):
         members = (targets == c).nonzero().flatten()
         if members.numel() < 2:
-            raise ValueError(f"class {int(c)} has {members.numel()} example(s); cannot split it")
+            raise GifLiteError(f"class {int(c)} has {members.numel()} example(s); cannot split it")
         k = min(max(round(fraction * members.numel()), 1), members.numel() - 1)
         held.append(members[torch.randperm(members.numel(), generator=generator)[:k]])
     held_out = torch.cat(held).sort().values
@@ -363,7 +369,7 @@ def load_data(
             path let the embedded Fashion-MNIST stand in for CIFAR-10).  Not with ``flatten``.
     """
     if not dtype.is_floating_point:
-        raise ValueError(f"dtype must be a floating dtype, got {dtype}")
+        raise GifLiteError(f"dtype must be a floating dtype, got {dtype}")
     if name == "fashion-mnist-small":
         raw = _load_fashion_small(root, dtype, flatten)
     elif name == "digits":
@@ -371,10 +377,10 @@ def load_data(
     elif name in ONLINE:
         raw = _load_online(name, root, download, dtype, flatten)
     else:
-        raise ValueError(f"unknown data set {name!r}; valid names: {', '.join(DATA_NAMES)}")
+        raise GifLiteError(f"unknown data set {name!r}; valid names: {', '.join(DATA_NAMES)}")
     if shape is not None:
         if flatten:
-            raise ValueError("shape adapts images and cannot be combined with flatten=True")
+            raise GifLiteError("shape adapts images and cannot be combined with flatten=True")
         raw = _Raw(
             _adapt(raw.x_train, shape), raw.y_train, _adapt(raw.x_test, shape), raw.y_test, raw.classes
         )
@@ -384,13 +390,15 @@ def load_data(
 def _adapt(images: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tensor:
     """Zero-pad N x C x H x W images (centred) to ``shape[1:]`` and repeat one channel to ``shape[0]``."""
     if len(shape) != 3 or any(not isinstance(d, int) or d < 1 for d in shape):
-        raise ValueError(f"shape must be (channels, height, width) of positive ints, got {shape!r}")
+        raise GifLiteError(f"shape must be (channels, height, width) of positive ints, got {shape!r}")
     c, h, w = shape
     _, c0, h0, w0 = images.shape
     if h < h0 or w < w0:
-        raise ValueError(f"shape {shape} is smaller than the images ({c0}, {h0}, {w0}); only padding is done")
+        raise GifLiteError(
+            f"shape {shape} is smaller than the images ({c0}, {h0}, {w0}); only padding is done"
+        )
     if c != c0 and c0 != 1:
-        raise ValueError(f"cannot turn {c0}-channel images into {c} channels (only 1 -> c)")
+        raise GifLiteError(f"cannot turn {c0}-channel images into {c} channels (only 1 -> c)")
     top, left = (h - h0) // 2, (w - w0) // 2
     images = torch.nn.functional.pad(images, (left, w - w0 - left, top, h - h0 - top))
     return images.expand(-1, c, -1, -1).contiguous()

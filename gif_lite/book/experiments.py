@@ -33,6 +33,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..checks import GifLiteError, GifLiteTypeError
 from ..curvature import CurvatureOperator
 from ..influence import (
     Estimators,
@@ -96,7 +97,7 @@ def removal_f1(acc_removed: float, acc_rest: float) -> float:
     """The paper's class-removal F1: :func:`f1` of ``1 - acc_removed`` and ``acc_rest``."""
     for name, value in (("acc_removed", acc_removed), ("acc_rest", acc_rest)):
         if not 0.0 <= value <= 1.0:
-            raise ValueError(f"{name} must be an accuracy in [0, 1], got {value}")
+            raise GifLiteError(f"{name} must be an accuracy in [0, 1], got {value}")
     return f1(1.0 - acc_removed, acc_rest)
 
 
@@ -191,7 +192,7 @@ def best_step(
     function exists to avoid.
     """
     if len(steps) == 0:
-        raise ValueError("steps is empty")
+        raise GifLiteError("steps is empty")
     theta = flat_params(model)
     table: list[dict[str, float]] = []
     try:
@@ -233,13 +234,13 @@ def paper_step_search(
     ``model`` is restored, even on error.
     """
     if not (increment > 0 and math.isfinite(increment)) or max_steps < 1:
-        raise ValueError(
+        raise GifLiteError(
             f"increment must be a finite number > 0 and max_steps >= 1, got {increment} and {max_steps}"
         )
     if patience is not None and patience < 1:
-        raise ValueError(f"patience must be >= 1 (or None), got {patience}")
+        raise GifLiteError(f"patience must be >= 1 (or None), got {patience}")
     if float(delta.norm()) == 0.0:
-        raise ValueError("delta is zero: there is no direction to step along")
+        raise GifLiteError("delta is zero: there is no direction to step along")
     theta, unit = flat_params(model), scaled_update(delta, 1.0)
     path: list[dict[str, float]] = []
     norm, best, best_norm, scale, last_f1, worse = 0.0, -math.inf, 0.0, 1.0, 0.0, 0
@@ -346,7 +347,7 @@ def removal_setup(
     obj = Objective(model, F.cross_entropy, (x[keep][:n_hessian], y[keep][:n_hessian]), weight_decay)
     full = Objective(model, F.cross_entropy, (x[:n_hessian], y[:n_hessian]), weight_decay)
     if batch_size is not None and batch_size < 1:
-        raise ValueError(f"batch_size must be a positive number of examples, got {batch_size}")
+        raise GifLiteError(f"batch_size must be a positive number of examples, got {batch_size}")
     m = group.numel()
     chunks = [(x[c], y[c]) for c in group.split(batch_size or m)]  # one batch unless batch_size is given
     part = Objective(model, F.cross_entropy, chunks, weight_decay)
@@ -375,7 +376,7 @@ class RememberedHVP(CurvatureOperator):
 
     def __init__(self, obj: Objective, max_bytes: int = 256 * 2**20) -> None:
         if not isinstance(obj, Objective):
-            raise TypeError(f"RememberedHVP wraps a gif_lite.Objective, got {type(obj).__name__}")
+            raise GifLiteTypeError(f"RememberedHVP wraps a gif_lite.Objective, got {type(obj).__name__}")
         self._objective = obj
         self.num_params, self.dtype, self.device = obj.num_params, obj.dtype, obj.device
         self.num_examples = obj.num_examples
@@ -467,7 +468,7 @@ def _metrics(
 def _check_methods(methods: Sequence[str]) -> None:
     unknown = set(methods) - {"IF", "gradient", "first-order", "second-order", *SUBSET_METHODS}
     if unknown:
-        raise ValueError(
+        raise GifLiteError(
             f"unknown methods {sorted(unknown)}; valid: IF, gradient, first-order, second-order, PIF, FIF, GIF"
         )
 
@@ -630,7 +631,9 @@ def cosine(a: torch.Tensor, b: torch.Tensor) -> float:
     """``a . b / (||a|| ||b||)`` in float64 (:func:`~gif_lite.book.chapter_utils.cos`) for two vectors
     of one shape; 0 when either is zero."""
     if a.shape != b.shape:
-        raise ValueError(f"cosine needs two vectors of one shape, got {tuple(a.shape)} and {tuple(b.shape)}")
+        raise GifLiteError(
+            f"cosine needs two vectors of one shape, got {tuple(a.shape)} and {tuple(b.shape)}"
+        )
     return cos(a, b.to(a.device))
 
 
@@ -657,7 +660,7 @@ def _quiet(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
 
 def _check_gamma(gamma: float) -> float:
     if not gamma >= 0.0:
-        raise ValueError(f"gamma must be >= 0, got {gamma}")
+        raise GifLiteError(f"gamma must be >= 0, got {gamma}")
     return float(gamma)
 
 

@@ -40,7 +40,7 @@ import torch
 from scipy import stats
 from torch import nn
 
-from ..checks import check_indices
+from ..checks import GifLiteError, check_indices
 from ..curvature import CurvatureOperator, DenseOperator
 from ..influence import ESTIMATORS as _REGISTRY
 from ..influence import Estimators
@@ -127,11 +127,11 @@ def make_groups(
     """
     lo, hi = sizes
     if not 1 <= lo <= hi:
-        raise ValueError(f"sizes must satisfy 1 <= low <= high, got {sizes}")
+        raise GifLiteError(f"sizes must satisfy 1 <= low <= high, got {sizes}")
     targets = torch.as_tensor(targets)
     n = int(targets.shape[0])
     if hi >= n:
-        raise ValueError(f"groups of up to {hi} examples cannot be removed from {n}")
+        raise GifLiteError(f"groups of up to {hi} examples cannot be removed from {n}")
     gen = torch.Generator().manual_seed(seed)
     classes = torch.unique(targets).tolist()
     kinds = []
@@ -209,7 +209,7 @@ class DenseCurvature(DenseOperator):
 
     def __init__(self, h: torch.Tensor, objective: Objective | None = None) -> None:
         if h.dim() != 2 or h.shape[0] != h.shape[1]:
-            raise ValueError(f"h must be a square matrix, got shape {tuple(h.shape)}")
+            raise GifLiteError(f"h must be a square matrix, got shape {tuple(h.shape)}")
         super().__init__(0.5 * (h + h.T), objective)
 
     @property
@@ -329,7 +329,7 @@ def perturbed(model: nn.Module, scale: float, seed: int = 0) -> nn.Module:
     """A copy of ``model`` at ``theta + eps``: ``eps`` a Gaussian direction drawn with ``seed``, scaled to
     ``||eps|| = scale * ||theta||``.  ``model`` is left untouched."""
     if not (scale >= 0 and math.isfinite(scale)):
-        raise ValueError(f"scale must be a finite number >= 0, got {scale}")
+        raise GifLiteError(f"scale must be a finite number >= 0, got {scale}")
     theta = flat_params(model)
     gen = torch.Generator().manual_seed(seed)
     eps = torch.randn(theta.shape, generator=gen, dtype=torch.float64).to(theta)
@@ -397,7 +397,7 @@ def _correlation(name: str, x: Sequence[float], y: Sequence[float]) -> float:
     """``scipy.stats.pearsonr`` or ``spearmanr`` of two equal 1-D sequences; nan when either is constant."""
     a, b = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     if a.shape != b.shape or a.ndim != 1 or a.size < 2:
-        raise ValueError(f"{name} needs two 1-D sequences of the same length >= 2")
+        raise GifLiteError(f"{name} needs two 1-D sequences of the same length >= 2")
     if np.ptp(a) == 0 or np.ptp(b) == 0:
         return math.nan
     test = stats.pearsonr if name == "pearson" else stats.spearmanr
@@ -426,7 +426,7 @@ def correlation_table(
     better than predicting no change).  ``use`` picks the prediction: "predicted" (test loss at ``theta + delta``) or "linear".
     """
     if use not in ("predicted", "linear"):
-        raise ValueError(f"use must be 'predicted' or 'linear', got {use!r}")
+        raise GifLiteError(f"use must be 'predicted' or 'linear', got {use!r}")
     cells: dict[tuple[Any, ...], list[tuple[float, float]]] = {}
     for r in rows:
         key: tuple[Any, ...] = (r.estimator, r.ratio, r.kind) if by_kind else (r.estimator, r.ratio)
@@ -461,7 +461,7 @@ def closer_share(
     """Per ratio, the share of groups whose ``use`` prediction by ``estimator`` is strictly closer to the
     actual change than ``other``'s (both at that ratio)."""
     if use not in ("predicted", "linear"):
-        raise ValueError(f"use must be 'predicted' or 'linear', got {use!r}")
+        raise GifLiteError(f"use must be 'predicted' or 'linear', got {use!r}")
     err: dict[tuple[str, float, int], float] = {}
     for r in rows:
         if r.estimator in (estimator, other):
@@ -471,7 +471,7 @@ def closer_share(
         groups = sorted(g for e, q, g in err if e == estimator and q == ratio)
         others = sorted(g for e, q, g in err if e == other and q == ratio)
         if not groups or groups != others:
-            raise ValueError(f"{estimator} and {other} must cover the same groups at ratio {ratio}")
+            raise GifLiteError(f"{estimator} and {other} must cover the same groups at ratio {ratio}")
         wins = [err[estimator, ratio, g] < err[other, ratio, g] for g in groups]
         out[ratio] = sum(wins) / len(wins)
     return out
@@ -487,18 +487,18 @@ def slope_samples(
     slope of a resample is ``sum_i p_i a_i / sum_i a_i^2`` over the drawn groups ``i``.
     """
     if use not in ("predicted", "linear"):
-        raise ValueError(f"use must be 'predicted' or 'linear', got {use!r}")
+        raise GifLiteError(f"use must be 'predicted' or 'linear', got {use!r}")
     if n_boot < 1:
-        raise ValueError(f"n_boot must be a positive number of resamples, got {n_boot}")
+        raise GifLiteError(f"n_boot must be a positive number of resamples, got {n_boot}")
     cells: dict[tuple[str, float], dict[int, tuple[float, float]]] = {}
     for r in rows:
         cells.setdefault((r.estimator, r.ratio), {})[r.group] = (getattr(r, use), r.actual)
     if not cells:
-        raise ValueError("rows is empty: nothing to bootstrap")
+        raise GifLiteError("rows is empty: nothing to bootstrap")
     groups = sorted(next(iter(cells.values())))
     for key, cell in cells.items():
         if sorted(cell) != groups:
-            raise ValueError(
+            raise GifLiteError(
                 f"cell {key} covers groups {sorted(cell)}, others cover {groups}: rows must be complete"
             )
     gen = torch.Generator().manual_seed(seed)
@@ -514,7 +514,7 @@ def slope_samples(
 def percentile_interval(samples: torch.Tensor, level: float = 0.9) -> tuple[float, float]:
     """The central ``level`` percentile interval of bootstrap ``samples`` (nan samples ignored)."""
     if not 0 < level < 1:
-        raise ValueError(f"level must lie strictly between 0 and 1, got {level}")
+        raise GifLiteError(f"level must lie strictly between 0 and 1, got {level}")
     s = samples[~torch.isnan(samples)].double()
     if s.numel() == 0:
         return (math.nan, math.nan)
@@ -572,7 +572,7 @@ def chapter_config(scale: str = "small", smoke: bool = False) -> ChapterConfig:
     if scale == "small":
         return ChapterConfig()
     if scale != "paper":
-        raise ValueError(f"scale must be 'small' or 'paper', got {scale!r}")
+        raise GifLiteError(f"scale must be 'small' or 'paper', got {scale!r}")
     if smoke:
         return ChapterConfig(
             mlp_groups=1, cnn_channels=(8, 16, 32), cnn_side=28, cnn_train=400, cnn_groups=1,
