@@ -33,7 +33,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..checks import GifLiteError, GifLiteTypeError
+from ..checks import GifLiteError, GifLiteTypeError, ModelCallError, check_finite_number
 from ..curvature import CurvatureOperator
 from ..influence import (
     Estimators,
@@ -109,18 +109,30 @@ def removal_scores(model: nn.Module, data: Split, removed: Sequence[int]) -> dic
 
 
 def _log_probs(model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
-    return F.log_softmax(predict(model, inputs).double(), dim=1)
+    try:
+        return F.log_softmax(predict(model, inputs).double(), dim=1)
+    except RuntimeError as e:  # a shape or dtype mismatch inside the model, named
+        raise ModelCallError(f"model(inputs) failed on inputs of shape {tuple(inputs.shape)} ({e})") from e
+
+
+def _two(model: nn.Module, reference: nn.Module, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    a, b = _log_probs(model, inputs), _log_probs(reference, inputs)
+    if a.shape != b.shape:
+        raise GifLiteError(
+            f"model and reference disagree on the outputs: {tuple(a.shape)} vs {tuple(b.shape)}"
+        )
+    return a, b
 
 
 def prediction_agreement(model: nn.Module, reference: nn.Module, inputs: torch.Tensor) -> float:
     """Share of ``inputs`` on which the two models predict the same class (argmax)."""
-    a, b = _log_probs(model, inputs), _log_probs(reference, inputs)
+    a, b = _two(model, reference, inputs)
     return float((a.argmax(dim=1) == b.argmax(dim=1)).double().mean())
 
 
 def mean_kl(model: nn.Module, reference: nn.Module, inputs: torch.Tensor) -> float:
     """Mean over ``inputs`` of ``KL(p_ref || p) = sum_c p_ref(c) (log p_ref(c) - log p(c))``."""
-    log_p, log_ref = _log_probs(model, inputs), _log_probs(reference, inputs)
+    log_p, log_ref = _two(model, reference, inputs)
     return float((log_ref.exp() * (log_ref - log_p)).sum(dim=1).mean())
 
 
@@ -164,6 +176,9 @@ class RemovalScorer:
 
 def scaled_update(delta: torch.Tensor, norm: float) -> torch.Tensor:
     """``norm * delta / ||delta||`` (a zero ``delta`` stays zero)."""
+    check_finite_number(norm, "norm", low=0.0)
+    if not isinstance(delta, torch.Tensor) or not bool(torch.isfinite(delta).all()):
+        raise GifLiteError("delta must be a finite tensor")
     length = delta.norm()
     return delta.clone() if float(length) == 0.0 else delta * (norm / length)
 
