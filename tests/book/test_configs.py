@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+from pathlib import Path
 
 import pytest
 import torch
@@ -48,3 +50,17 @@ def test_table3_setting_is_the_papers_tinynet_with_its_attack() -> None:
     assert gl.param_layout(cfg.build()).num_params == 398_090
     for name in ("mnist-resnet18", "cifar10-vgg11"):
         assert configs.paper_config(name).fraction is None
+
+
+def test_every_recipe_constant_lives_here() -> None:
+    """A module-level ``Recipe(...)`` anywhere in gif_lite but this module is a second home for a recipe."""
+    found = []
+    for path in sorted(Path(gl.__file__).parent.rglob("*.py")):
+        for node in ast.parse(path.read_text()).body:
+            value = node.value if isinstance(node, ast.Assign | ast.AnnAssign) else None
+            call = value.func if isinstance(value, ast.Call) else None
+            if isinstance(call, ast.Name) and call.id == "Recipe":
+                found.append(path.name)
+    assert found and set(found) == {"configs.py"}, found
+    assert {configs.TINYCNN_RECIPE.epochs, configs.FIT_RECIPE.epochs} == {20, 10}
+    assert configs.paper_config("mnist-tinynet").paper_recipe is configs.TABLE3_RECIPE

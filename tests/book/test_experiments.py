@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import itertools
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -24,6 +26,24 @@ def _data(n: int = 120, d: int = 6, k: int = 3, seed: int = 0) -> tuple[torch.Te
 def _model(seed: int = 0) -> nn.Module:
     torch.manual_seed(seed)
     return nn.Sequential(nn.Linear(6, 5), nn.Tanh(), nn.Linear(5, 3)).double()
+
+
+def test_one_f1_and_one_step_search_in_gif_lite() -> None:
+    """Each is defined once (here); the backdoor chapter's are this module's, Table 3's settings bound."""
+    from gif_lite.book import backdoor as bd
+
+    defined = [
+        (path.name, node.name)
+        for path in sorted(Path(gl.__file__).parent.rglob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.FunctionDef) and node.name in ("f1", "paper_step_search")
+    ]
+    assert sorted(defined) == [("experiments.py", "f1"), ("experiments.py", "paper_step_search")]
+    assert bd.f1 is ex.f1 and bd.paper_step_search.func is ex.paper_step_search
+    assert (
+        bd.paper_step_search.keywords["patience"] == 10 and bd.paper_step_search.keywords["max_steps"] == 300
+    )
+    assert ex.f1(0.0, 0.0) == 0.0 and math.isclose(ex.f1(0.5, 1.0), 2 / 3)
 
 
 def test_removal_f1_values() -> None:
