@@ -1881,7 +1881,7 @@ CASES_24 = [
         "best-step-nan",
         lambda m: ex.best_step(m, _v(), None, [NAN], lambda mm: 0.5),
         GifLiteError,
-        "NaN",
+        "steps\\[i\\] must be a finite",
         kind="non-finite",
     ),
 ]

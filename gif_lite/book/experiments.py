@@ -208,6 +208,8 @@ def best_step(
     """
     if len(steps) == 0:
         raise GifLiteError("steps is empty")
+    for s in steps:
+        check_finite_number(s, "steps[i]", low=0.0)  # a length along delta / ||delta||
     theta = flat_params(model)
     table: list[dict[str, float]] = []
     try:
