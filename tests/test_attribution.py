@@ -295,7 +295,7 @@ def test_bad_input_is_named(convex: gl.Objective, test_points: tuple[torch.Tenso
         gl.self_influence(convex, subset=[0, 1], estimator="GIF", solver="cg")
     with pytest.raises(TypeError, match="test must be an"):
         gl.removal_effects(convex, test_points[0])  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="test.s inputs and targets disagree on batch size"):
+    with pytest.raises(ValueError, match=r"test's inputs and targets disagree on batch size"):
         gl.removal_effects(convex, (test_points[0], test_points[1][:3]))
     with pytest.raises(ValueError, match="batch_size must be a positive integer"):
         gl.self_influence(convex, batch_size=0)
