@@ -479,3 +479,22 @@ def test_no_operator_changes_the_model_it_stands_for() -> None:
         if getattr(op, "resample", "fixed") == "fixed":
             op.hessian()
         assert ModelState(model).same_as(before), type(op).__name__
+
+
+def test_weight_norms_wrong_double_backward_is_reported_not_hidden() -> None:
+    """torch's double backward through ``weight_norm`` gives an asymmetric "Hessian": the dense Hessian
+    warns naming the likely cause (symmetrising it silently would hide a wrong matrix)."""
+    torch.manual_seed(0)
+    x, y = torch.randn(10, 3, dtype=DT), torch.arange(10) % 2
+    layer = torch.nn.utils.parametrizations.weight_norm(nn.Linear(3, 2).to(DT))
+    model = nn.Sequential(layer, nn.Tanh(), nn.Linear(2, 2).to(DT)).eval()
+    obj = Objective(model, F.cross_entropy, (x, y))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # torch's vmap fallback notice for weight_norm
+        warnings.simplefilter("always", gif_lite.GifLiteWarning)
+        with pytest.warns(gif_lite.GifLiteWarning, match=r"not symmetric.*weight_norm"):
+            obj.hessian()
+    plain = Objective(_mlp(), F.cross_entropy, (torch.randn(10, 4, dtype=DT), torch.arange(10) % 3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", gif_lite.GifLiteWarning)
+        plain.hessian()  # a smooth model's Hessian is symmetric to rounding: no warning
