@@ -101,6 +101,8 @@ def poison(
     original labels (``true_labels[i]`` belongs to ``indices[i]``).  ``data`` is left unchanged.
     """
     inputs, targets = data
+    if isinstance(target, bool) or not isinstance(target, int) or target < 0:
+        raise GifLiteError(f"target must be a class label (an int >= 0), got {target!r}")
     n = len(targets)
     if not 0.0 < fraction < 1.0:
         raise GifLiteError(f"fraction must lie in (0, 1), got {fraction}")

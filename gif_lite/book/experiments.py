@@ -250,6 +250,10 @@ def paper_step_search(
     Returns the best norm, its F1 and the path (one dict of scores per step, with its ``"step"``);
     ``model`` is restored, even on error.
     """
+    if not callable(scores_fn):
+        raise GifLiteTypeError(
+            f"scores_fn must be a callable model -> F1 (or scores), got {type(scores_fn).__name__}"
+        )
     if not (increment > 0 and math.isfinite(increment)) or max_steps < 1:
         raise GifLiteError(
             f"increment must be a finite number > 0 and max_steps >= 1, got {increment} and {max_steps}"
@@ -359,6 +363,10 @@ def removal_setup(
     """
     x, y = train
     removed = tuple(int(c) for c in removed)
+    if not bool(torch.isin(y, torch.as_tensor(removed, device=y.device)).any()):
+        raise GifLiteError(f"removed={list(removed)} names no class present in train's labels")
+    if isinstance(n_hessian, bool) or not isinstance(n_hessian, int) or n_hessian < 1:
+        raise GifLiteError(f"n_hessian must be a positive int (examples in the Hessian), got {n_hessian!r}")
     group = check_group(torch.isin(y, torch.as_tensor(removed, device=y.device)), len(y))
     keep = keep_mask(group, len(y), y.device)
     obj = Objective(model, F.cross_entropy, (x[keep][:n_hessian], y[keep][:n_hessian]), weight_decay)
