@@ -37,7 +37,6 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
-import gzip
 import json
 import math
 import os
@@ -68,19 +67,15 @@ from gif_lite.spectrum import lanczos
 from gif_lite.train import Recipe, predict
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "data"))  # the IDX reader of the embedded set's build script
+from build_fashion_mnist_small import read_idx  # noqa: E402
+
 DEBIAN_DIR = "/usr/share/datasets/fashion-mnist"
 PARTS = ("figure3", "tinynet", "resnet", "speed")
 Row = dict[str, Any]
 
 
 # ------------------------------------------------------------------------------------------- data
-def _idx(path: Path) -> np.ndarray:
-    """An array from an MNIST-format (IDX) file, gzipped or not."""
-    raw = (gzip.open if path.suffix == ".gz" else open)(path, "rb").read()
-    dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(raw[3])]
-    return np.frombuffer(raw, np.uint8, offset=4 + 4 * raw[3]).reshape(dims)
-
-
 def _find(folder: Path, stem: str) -> Path:
     for name in (f"{stem}.gz", stem):
         if (folder / name).is_file():
@@ -96,9 +91,9 @@ def mnist_format(folder: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     d = Path(folder)
     out = {}
     for split, stem in (("train", "train"), ("test", "t10k")):
-        images = _idx(_find(d, f"{stem}-images-idx3-ubyte"))
-        labels = _idx(_find(d, f"{stem}-labels-idx1-ubyte"))
-        out[f"x_{split}"] = torch.from_numpy(images.copy()).unsqueeze(1)
+        images = read_idx(_find(d, f"{stem}-images-idx3-ubyte"))
+        labels = read_idx(_find(d, f"{stem}-labels-idx1-ubyte"))
+        out[f"x_{split}"] = torch.from_numpy(images).unsqueeze(1)
         out[f"y_{split}"] = torch.from_numpy(labels.astype(np.int64))
     return out
 
